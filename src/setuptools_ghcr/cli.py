@@ -1,0 +1,144 @@
+"""The ``setuptools-ghcr`` command line: arguments, logging, and errors to exit statuses.
+
+Each verb lives in ``commands/<verb>.py`` and only maps its flags to a library call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from setuptools_ghcr import __version__
+from setuptools_ghcr.errors import GhcrError
+
+if TYPE_CHECKING:
+    from setuptools_ghcr.stores import StoreFactory
+
+__all__ = ["Context", "main"]
+
+VERBS = {
+    "push": "Publish sdists and wheels to a registry or an oci: folder.",
+    "download": "Resolve requirements and download verified files.",
+    "install": "Resolve requirements, download them and install them with pip.",
+    "serve": "Serve a PEP 503/691 simple index of a target for pip and uv.",
+    "inspect": "Show a project's versions, files, digests and annotations.",
+}
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace, context: Context) -> int: ...
+
+
+@dataclass
+class Context:
+    """What every verb needs besides its own arguments."""
+
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: Path = field(default_factory=Path.cwd)
+    verbose: bool = False
+
+    def factory(self, args: argparse.Namespace) -> StoreFactory:
+        """The store factory for ``--repository`` / config / environment, with credentials."""
+        from setuptools_ghcr.config import load_settings, resolve_target
+        from setuptools_ghcr.stores import StoreFactory
+
+        settings = load_settings(self.cwd / "pyproject.toml")
+        target = resolve_target(args.repository, settings, self.environ)
+        return StoreFactory(
+            target,
+            username=args.username or self.environ.get("SETUPTOOLS_GHCR_USERNAME"),
+            password=args.password or self.environ.get("SETUPTOOLS_GHCR_PASSWORD"),
+            environ=self.environ,
+        )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target and credentials")
+    group.add_argument(
+        "-r",
+        "--repository",
+        metavar="TARGET",
+        help="REGISTRY/NAMESPACE (e.g. ghcr.io/acme) or oci:PATH; default: "
+        "[tool.setuptools-ghcr] repository, then $SETUPTOOLS_GHCR_REPOSITORY",
+    )
+    group.add_argument(
+        "-u",
+        "--username",
+        help="registry user name (default: $SETUPTOOLS_GHCR_USERNAME, "
+        "then docker/podman credential stores, then GITHUB_TOKEN for ghcr.io)",
+    )
+    group.add_argument(
+        "-p", "--password", help="registry password or token (default: $SETUPTOOLS_GHCR_PASSWORD)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log HTTP requests and show tracebacks"
+    )
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, _Command]]:
+    parser = argparse.ArgumentParser(
+        prog="setuptools-ghcr",
+        description="Publish Python distributions to GitHub Container Registry or any OCI "
+        "registry, and install them back with pip or uv.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+    commands: dict[str, _Command] = {}
+    for verb, summary in VERBS.items():
+        module: _Command = importlib.import_module(f"setuptools_ghcr.commands.{verb}")
+        sub = verbs.add_parser(verb, help=summary, description=summary)
+        module.add_arguments(sub)
+        _common(sub)
+        commands[verb] = module
+    return parser, commands
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage)."""
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    context = Context(verbose=args.verbose)
+    try:
+        return commands[args.verb].run(args, context)
+    except GhcrError as error:
+        if args.verbose:
+            logging.getLogger(__name__).debug("failure", exc_info=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:
+        if args.verbose:
+            logging.getLogger(__name__).debug("failure", exc_info=True)
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

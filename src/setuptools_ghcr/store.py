@@ -1,0 +1,129 @@
+"""The store interface that the use cases talk to, and the blob sources they push.
+
+Two adapters implement :class:`Store`: ``registry.RegistryStore`` (the OCI distribution API)
+and ``layout.LayoutStore`` (a folder holding an OCI image layout). A store is bound to one
+OCI repository, that is, to one Python project.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from setuptools_ghcr.oci import MAX_MANIFEST_SIZE, Descriptor, Digest
+
+__all__ = [
+    "BlobSource",
+    "BytesBlob",
+    "FileBlob",
+    "ProgressCallback",
+    "ProgressFactory",
+    "RawManifest",
+    "Store",
+]
+
+#: Called with the number of bytes just transferred (not a running total).
+ProgressCallback = Callable[[int], None]
+#: Called once a transfer starts, with a name and the total size; returns its callback.
+ProgressFactory = Callable[[str, int], ProgressCallback]
+
+
+class BlobSource(Protocol):
+    """Content to push: its descriptor, and a way to (re)open it from the start."""
+
+    @property
+    def descriptor(self) -> Descriptor: ...
+
+    def open(self) -> BinaryIO:
+        """A fresh binary stream positioned at the first byte; retries reopen it."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileBlob:
+    """A blob backed by a file on disk, whose digest and size are already known."""
+
+    path: Path
+    descriptor: Descriptor
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class BytesBlob:
+    """A small blob held in memory (config, metadata, an empty JSON)."""
+
+    data: bytes
+    media_type: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, Digest.of_bytes(self.data), len(self.data))
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+
+
+@dataclass(frozen=True)
+class RawManifest:
+    """A manifest or index as stored: exact bytes, media type and digest."""
+
+    raw: bytes
+    media_type: str
+    digest: Digest
+
+
+class Store(Protocol):
+    """One OCI repository, wherever it lives."""
+
+    @property
+    def location(self) -> str:
+        """Where this store is, for messages: ``host/namespace/repo`` or ``oci:PATH``."""
+        ...
+
+    @property
+    def repository(self) -> str:
+        """The OCI repository name (for a layout: its folder name)."""
+        ...
+
+    def blob_exists(self, digest: Digest) -> bool:
+        """Whether the repository already holds the blob."""
+        ...
+
+    def push_blob(self, blob: BlobSource, progress: ProgressCallback | None = None) -> None:
+        """Store a blob, streaming it; the store verifies nothing, the caller's digest rules."""
+        ...
+
+    def mount_blob(self, digest: Digest, source_repository: str) -> bool:
+        """Link a blob from another repository of the same store; False when not possible."""
+        ...
+
+    def read_blob(self, descriptor: Descriptor, limit: int = MAX_MANIFEST_SIZE) -> bytes:
+        """A small blob, verified against the descriptor, refused beyond ``limit`` bytes."""
+        ...
+
+    def download_blob(
+        self, descriptor: Descriptor, destination: Path, progress: ProgressCallback | None = None
+    ) -> None:
+        """Stream a blob into ``destination``: verified, then renamed into place atomically."""
+        ...
+
+    def iter_blob(self, descriptor: Descriptor) -> Iterator[bytes]:
+        """Stream a blob's chunks; the final chunk only comes once the whole blob verified."""
+        ...
+
+    def put_manifest(self, raw: bytes, media_type: str, reference: str | None = None) -> Digest:
+        """Store a manifest or index under a tag (or only by digest when ``reference`` is None)."""
+        ...
+
+    def get_manifest(self, reference: str) -> RawManifest | None:
+        """A manifest or index by tag or digest (verified when by digest); None when absent."""
+        ...
+
+    def list_tags(self) -> list[str]:
+        """Every tag of the repository (all pages); empty when the repository does not exist."""
+        ...

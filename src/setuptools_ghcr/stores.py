@@ -1,0 +1,72 @@
+"""Opening the store of a project on a target, with one registry client per registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from setuptools_ghcr.store import Store
+from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, Target
+
+if TYPE_CHECKING:
+    from setuptools_ghcr.registry import RegistryClient
+
+__all__ = ["StoreFactory"]
+
+
+class StoreFactory:
+    """Makes the :class:`Store` of any project on one target.
+
+    Registry stores of one target share a client, hence one HTTP session, its connections
+    and its tokens.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        home: Path | None = None,
+    ) -> None:
+        self.target = target
+        self._username = username
+        self._password = password
+        self._environ = dict(os.environ if environ is None else environ)
+        self._home = home
+        self._client: RegistryClient | None = None
+
+    def client(self) -> RegistryClient:
+        """The registry client of a registry target (made on first use)."""
+        if not isinstance(self.target, RegistryTarget):
+            raise TypeError("a layout target has no registry client")
+        if self._client is None:
+            from setuptools_ghcr.auth import find_credentials
+            from setuptools_ghcr.registry import RegistryClient
+
+            credentials = find_credentials(
+                self.target.host,
+                username=self._username,
+                password=self._password,
+                environ=self._environ,
+                home=self._home,
+            )
+            self._client = RegistryClient(self.target.host, self.target.scheme, credentials)
+        return self._client
+
+    def open(self, project: str) -> Store:
+        """The store holding ``project``."""
+        if isinstance(self.target, LayoutTarget):
+            from setuptools_ghcr.layout import LayoutStore
+
+            return LayoutStore(self.target.layout_path(project), self.target.repository(project))
+        from setuptools_ghcr.registry import RegistryStore
+
+        return RegistryStore(self.client(), self.target.repository(project))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
