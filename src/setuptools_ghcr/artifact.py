@@ -169,7 +169,12 @@ def index_entry(dist: Distribution, manifest: Manifest, *, created: str) -> Desc
     }
     if dist.requires_python:
         annotations[REQUIRES_PYTHON] = dist.requires_python
-    return manifest.descriptor(
+    # No artifactType on the entry: skopeo before 1.15 drops it when it re-encodes an index,
+    # and then refuses `copy --preserve-digests`; the manifest itself carries it.
+    return Descriptor(
+        manifest.media_type,
+        manifest.digest,
+        len(manifest.raw),
         annotations=annotations,
         platform=_platform_of(dist.filename, dist.project, dist.version),
     )

@@ -47,6 +47,8 @@ Status = Literal["uploaded", "exists", "skipped"]
 
 #: How many times an index merge is retried before giving up on a busy version.
 MERGE_ATTEMPTS = 12
+#: How many times a file's manifest is tried when the registry says its blobs are missing.
+MANIFEST_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -138,19 +140,33 @@ def _push_file(
     progress: ProgressFactory | None,
 ) -> Descriptor:
     """Upload one file's blobs and manifest; returns its index entry."""
-    layer = file_layer(dist)
+    layer = FileBlob(dist.path, file_layer(dist))
+    config = BytesBlob(dist.metadata, METADATA_MEDIA_TYPE)
     callback = progress(dist.filename, dist.size) if progress is not None else None
-    if not store.blob_exists(layer.digest):
-        store.push_blob(FileBlob(dist.path, layer), callback)
+    if not store.blob_exists(layer.descriptor.digest):
+        store.push_blob(layer, callback)
     elif callback is not None:
         callback(dist.size)
-    config = BytesBlob(dist.metadata, METADATA_MEDIA_TYPE)
     if not store.blob_exists(config.descriptor.digest):
         store.push_blob(config)
     manifest = file_manifest(
         dist, created=created, source=options.source, extra=options.annotations
     )
-    store.put_manifest(manifest.raw, manifest.media_type, None)
+    for attempt in range(MANIFEST_ATTEMPTS):
+        try:
+            store.put_manifest(manifest.raw, manifest.media_type, None)
+            break
+        except GhcrError:
+            # Two publishers uploading the same blob (files of one version share their
+            # metadata) can make a registry briefly deny knowing it: push what is missing
+            # again, then retry the manifest.
+            if attempt == MANIFEST_ATTEMPTS - 1:
+                raise
+            logger.info("manifest of %s refused; checking its blobs", dist.filename)
+            time.sleep(random.uniform(0.05, 0.2))  # noqa: S311
+            for blob in (layer, config):
+                if not store.blob_exists(blob.descriptor.digest):
+                    store.push_blob(blob)
     return index_entry(dist, manifest, created=created)
 
 
