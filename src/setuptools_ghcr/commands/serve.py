@@ -1,0 +1,90 @@
+"""``setuptools-ghcr serve``: a PEP 503 / 691 simple index of the target for pip and uv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from setuptools_ghcr.errors import ConfigError
+from setuptools_ghcr.targets import is_loopback_host
+
+if TYPE_CHECKING:
+    from setuptools_ghcr.cli import Context
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; anything else serves the network "
+        "whatever the server's credentials can read)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (default: 8000; 0 picks one)"
+    )
+    parser.add_argument(
+        "--cache-ttl",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a project page is reused before the target is read again "
+        "(default: 30; 0 reads it on every request)",
+    )
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    from setuptools_ghcr.index_server import DEFAULT_CACHE_TTL, make_app, make_server
+
+    ttl = DEFAULT_CACHE_TTL if args.cache_ttl is None else args.cache_ttl
+    # Access lines are the point of a foreground server: show them unless logging is finer.
+    server_log = logging.getLogger("setuptools_ghcr.index_server")
+    if server_log.getEffectiveLevel() > logging.INFO:
+        server_log.setLevel(logging.INFO)
+    factory = context.factory(args)
+    app = make_app(factory, cache_ttl=ttl)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as error:
+        app.close()
+        factory.close()
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
+        ) from error
+    if not is_loopback_host(args.host.strip("[]")):
+        server_log.warning(
+            "listening on %s: anyone who can reach it reads what this server's credentials "
+            "can read",
+            args.host,
+        )
+    print(f"Serving {factory.target} at {server.url}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+    finally:
+        server.server_close()
+        app.close()
+        factory.close()
+    return 0
