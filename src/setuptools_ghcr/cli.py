@@ -115,7 +115,17 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage)."""
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # What follows `--` belongs to pip; argparse would fold it into the requirements.
+    pip_args: list[str] | None = None
+    if "--" in words:
+        cut = words.index("--")
+        words, pip_args = words[:cut], words[cut + 1 :]
+    args = parser.parse_args(words)
+    if pip_args is not None:
+        if args.verb != "install":
+            parser.error("'--' passes arguments on to pip; only 'install' takes them")
+        args.pip_args = pip_args
     _configure_logging(args.verbose)
     context = Context(verbose=args.verbose)
     try:

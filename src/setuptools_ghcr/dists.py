@@ -35,6 +35,7 @@ __all__ = [
     "MetadataFields",
     "parse_filename",
     "parse_metadata",
+    "read_core_metadata",
     "read_distribution",
 ]
 
@@ -197,6 +198,20 @@ def _top_folder_matches(folder: str, name: str, version: Version) -> bool:
         return canonicalize_name(folder_name) == name and Version(folder_version) == version
     except InvalidVersion:
         return False
+
+
+def read_core_metadata(path: Path, filename: str) -> bytes:
+    """The core metadata file inside the sdist or wheel at ``path``, named ``filename``.
+
+    ``path`` may be anywhere (a cache entry named by its digest); errors name ``filename``.
+    """
+    name, version, kind, _tags = parse_filename(filename)
+    try:
+        if kind == "wheel":
+            return _wheel_metadata(path, name, version)
+        return _sdist_metadata(path, name, version)
+    except InvalidDistributionError as error:
+        raise InvalidDistributionError(str(error).replace(path.name, filename)) from error
 
 
 def read_distribution(path: Path) -> Distribution:

@@ -1,0 +1,196 @@
+"""A content-addressed cache of downloaded blobs: ``<root>/blobs/<algorithm>/<hex>``.
+
+The root is ``$SETUPTOOLS_GHCR_CACHE_DIR``, else ``$XDG_CACHE_HOME/setuptools-ghcr``, else
+``~/.cache/setuptools-ghcr``. Entries are only ever written whole (a temporary file in the
+same folder, renamed into place once verified) and are verified again on every use, so a
+damaged or tampered entry is dropped and fetched anew rather than handed out. Concurrent
+processes may fill the same entry: each writes its own temporary file, and the rename of
+identical, verified content is atomic, so whoever wins, readers see a whole blob.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
+from setuptools_ghcr.oci import Descriptor, Digest
+from setuptools_ghcr.store import ProgressCallback, Store
+
+__all__ = ["CACHE_DIR_ENV", "BlobCache", "default_cache_root"]
+
+CACHE_DIR_ENV = "SETUPTOOLS_GHCR_CACHE_DIR"
+_CHUNK_SIZE = 1 << 20
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_root(environ: Mapping[str, str], home: Path | None = None) -> Path:
+    """Where the cache lives for this environment."""
+    explicit = environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(os.path.expanduser(explicit))
+    xdg = environ.get("XDG_CACHE_HOME")
+    # XDG says a relative value is invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "setuptools-ghcr"
+    return (home or Path.home()) / ".cache" / "setuptools-ghcr"
+
+
+class BlobCache:
+    """Verified blobs on local disk, shared by every target and project."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], home: Path | None = None) -> BlobCache:
+        return cls(default_cache_root(environ, home))
+
+    def path(self, digest: Digest) -> Path:
+        """Where the entry of ``digest`` lives (whether or not it is there)."""
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def has(self, digest: Digest) -> bool:
+        """Whether an entry exists (it is still verified when used)."""
+        try:
+            return stat.S_ISREG(os.lstat(self.path(digest)).st_mode)
+        except OSError:
+            return False
+
+    def fetch(
+        self, store: Store, descriptor: Descriptor, progress: ProgressCallback | None = None
+    ) -> Path:
+        """Download a blob into the cache unless it is already there; returns the entry's path.
+
+        The store verifies what it writes; the entry is verified again when it is used.
+        """
+        path = self.path(descriptor.digest)
+        if not self.has(descriptor.digest):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store.download_blob(descriptor, path, progress)
+        return path
+
+    def read_small(self, digest: Digest, limit: int) -> bytes | None:
+        """A small entry's bytes, verified; None when absent or damaged (then it is dropped)."""
+        source = self._open(digest)
+        if source is None:
+            return None
+        with source:
+            data = source.read(limit + 1)
+            if len(data) > limit:
+                raise TooLargeError(f"cached blob {digest} is over the {limit} bytes accepted")
+            if Digest.of_bytes(data, digest.algorithm) == digest:
+                return data
+            self._drop(digest, source)
+        return None
+
+    def store_small(self, data: bytes) -> Digest:
+        """Add a small blob held in memory (e.g. core metadata read from a store)."""
+        digest = Digest.of_bytes(data)
+        folder = self.path(digest).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{digest.hex}.{secrets.token_hex(6)}.part"
+        fd = os.open(temp, _CREATE_FLAGS, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(temp, self.path(digest))
+        except BaseException:
+            with suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        return digest
+
+    def verify(self, digest: Digest, size: int | None) -> bool:
+        """Hash an entry in place; a damaged entry is dropped and False returned."""
+        source = self._open(digest)
+        if source is None:
+            return False
+        with source:
+            writer = digest.hasher()
+            for chunk in iter(lambda: source.read(_CHUNK_SIZE), b""):
+                writer.update(chunk)
+            try:
+                writer.verify(digest, size, f"cached blob {digest}")
+            except DigestMismatchError as error:
+                logger.warning("dropping a damaged cache entry: %s", error)
+                self._drop(digest, source)
+                return False
+        return True
+
+    def copy_to(self, digest: Digest, size: int | None, destination: Path) -> bool:
+        """Copy an entry to ``destination`` atomically, verifying while copying.
+
+        False (and nothing written) when the entry is absent or damaged; a damaged entry is
+        dropped so the next :meth:`fetch` downloads it again.
+        """
+        source = self._open(digest)
+        if source is None:
+            return False
+        with source:
+            temp = destination.parent / f".{destination.name}.{secrets.token_hex(6)}.part"
+            fd = os.open(temp, _CREATE_FLAGS, 0o666)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    _copy_hashing(source, out, digest, size)
+                os.replace(temp, destination)
+            except DigestMismatchError as error:
+                with suppress(FileNotFoundError):
+                    temp.unlink()
+                logger.warning("dropping a damaged cache entry: %s", error)
+                self._drop(digest, source)
+                return False
+            except BaseException:
+                with suppress(FileNotFoundError):
+                    temp.unlink()
+                raise
+        return True
+
+    def _open(self, digest: Digest) -> BinaryIO | None:
+        """The entry, opened without following links; None when absent or not a file."""
+        try:
+            fd = os.open(self.path(digest), _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                logger.warning("ignoring cache entry %s: not a regular file", digest)
+                return None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            logger.warning("ignoring cache entry %s: not a regular file", digest)
+            return None
+        return os.fdopen(fd, "rb")
+
+    def _drop(self, digest: Digest, opened: BinaryIO) -> None:
+        """Remove a damaged entry, unless another process has replaced it meanwhile."""
+        path = self.path(digest)
+        with suppress(OSError):
+            now, was = os.lstat(path), os.fstat(opened.fileno())
+            if (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
+                path.unlink()
+
+
+def _copy_hashing(source: BinaryIO, out: BinaryIO, digest: Digest, size: int | None) -> None:
+    writer = digest.hasher()
+    what = f"cached blob {digest}"
+    while True:
+        chunk = source.read(_CHUNK_SIZE)
+        if not chunk:
+            break
+        writer.update(chunk)
+        if size is not None and writer.size > size:
+            raise DigestMismatchError(f"{what}: more than the expected {size} bytes")
+        out.write(chunk)
+    writer.verify(digest, size, what)

@@ -1,0 +1,457 @@
+"""Use case: resolve requirements against a target and download verified files.
+
+A resolve costs one tag listing per project, one index fetch per version tried, and the
+blobs; a file's manifest is fetched only when its index entry lacks what is needed (a
+PyOCI-published file, or core metadata not yet in the cache). Dependencies that live in the
+same target are resolved the same way; the others are left for pip.
+
+Every byte goes through the blob cache: a blob already there costs no transfer, and what is
+copied out of it is verified while copying, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from setuptools_ghcr.artifact import (
+    LAYER_MEDIA_TYPE,
+    METADATA_MEDIA_TYPE,
+    FileEntry,
+    layer_of,
+)
+from setuptools_ghcr.cache import BlobCache
+from setuptools_ghcr.catalog import VersionFiles, list_versions, read_version
+from setuptools_ghcr.dists import (
+    MAX_METADATA_SIZE,
+    MetadataFields,
+    parse_metadata,
+    read_core_metadata,
+)
+from setuptools_ghcr.errors import (
+    AuthenticationError,
+    DigestMismatchError,
+    GhcrError,
+    InvalidDistributionError,
+    InvalidReferenceError,
+    NotFoundError,
+    UnsafeResponseError,
+)
+from setuptools_ghcr.oci import Descriptor, Digest, Manifest
+from setuptools_ghcr.resolve import (
+    TargetEnvironment,
+    applicable_requirements,
+    matching_versions,
+    rank_files,
+    requirement_applies,
+)
+from setuptools_ghcr.store import ProgressFactory, Store
+
+__all__ = [
+    "Downloaded",
+    "ResolveOptions",
+    "Resolver",
+    "Selected",
+    "StoreOpener",
+    "download",
+    "parse_requirement",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Versions named in a "no version matches" message.
+SHOWN_VERSIONS = 5
+#: Re-selections allowed per project before resolution is declared unsettled.
+MAX_ROUNDS_PER_PROJECT = 20
+
+
+class StoreOpener(Protocol):
+    """Opens the store of any project of one target (``stores.StoreFactory`` is one)."""
+
+    @property
+    def target(self) -> object: ...
+
+    def open(self, project: str) -> Store: ...
+
+
+@dataclass(frozen=True)
+class ResolveOptions:
+    """How to choose: pre-releases, dependencies, wheels only, and for which target."""
+
+    pre: bool = False
+    deps: bool = True
+    only_binary: bool = False
+    environment: TargetEnvironment = field(default_factory=TargetEnvironment.current)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The file chosen for a project, and the dependencies it brings on the target."""
+
+    entry: FileEntry
+    location: str
+    extras: frozenset[str]
+    requires: tuple[Requirement, ...]
+
+    @property
+    def project(self) -> NormalizedName:
+        return self.entry.project
+
+    @property
+    def version(self) -> Version:
+        return self.entry.version
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A file written to the destination folder."""
+
+    selected: Selected
+    path: Path
+    from_cache: bool
+
+
+def parse_requirement(text: str) -> Requirement:
+    """A PEP 508 requirement naming a project and versions (no direct URL)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        raise InvalidReferenceError(f"{text!r} is not a valid requirement: {error}") from error
+    if requirement.url:
+        raise InvalidReferenceError(
+            f"{text!r}: direct URL requirements are not resolved here; give a name and versions"
+        )
+    return requirement
+
+
+def _same_version(text: str, version: Version) -> bool:
+    try:
+        return Version(text) == version
+    except InvalidVersion:
+        return False
+
+
+def _describe(specifier: SpecifierSet) -> str:
+    return str(specifier) or "any version"
+
+
+class Resolver:
+    """Resolves requirements against one target and downloads the chosen files.
+
+    An instance remembers every tag list, index, manifest and store it has read, so a project
+    or version met twice (as a dependency of two projects, say) costs nothing the second time.
+    """
+
+    def __init__(
+        self,
+        stores: StoreOpener,
+        cache: BlobCache,
+        options: ResolveOptions | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> None:
+        self._stores = stores
+        self._cache = cache
+        self.options = options or ResolveOptions()
+        self._progress = progress
+        self._opened: dict[NormalizedName, Store] = {}
+        self._versions: dict[NormalizedName, list[Version]] = {}
+        self._indexes: dict[tuple[NormalizedName, Version], VersionFiles | None] = {}
+        self._manifests: dict[Digest, Manifest] = {}
+        self._metadata: dict[tuple[NormalizedName, str], MetadataFields] = {}
+
+    # -- reading the target --------------------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        return str(self._stores.target)
+
+    def store(self, project: NormalizedName) -> Store:
+        if project not in self._opened:
+            self._opened[project] = self._stores.open(project)
+        return self._opened[project]
+
+    def versions(self, project: NormalizedName) -> list[Version]:
+        """The project's versions, newest first (empty when the target lacks the project)."""
+        if project not in self._versions:
+            self._versions[project] = list_versions(self.store(project))
+        return self._versions[project]
+
+    def _in_target(self, project: NormalizedName) -> bool:
+        """Whether a dependency lives in the target (so it must come from there)."""
+        try:
+            return bool(self.versions(project))
+        except AuthenticationError as error:
+            # ghcr.io answers "denied" rather than "unknown" for a repository it does not
+            # have when reading anonymously; one we may not read cannot come from here anyway.
+            logger.info("leaving %s to pip: %s", project, error)
+            return False
+
+    def files(self, project: NormalizedName, version: Version) -> VersionFiles | None:
+        key = (project, version)
+        if key not in self._indexes:
+            self._indexes[key] = read_version(self.store(project), project, version)
+        return self._indexes[key]
+
+    def _manifest(self, entry: FileEntry) -> Manifest:
+        digest = entry.manifest.digest
+        if digest not in self._manifests:
+            store = self.store(entry.project)
+            found = store.get_manifest(str(digest))
+            if found is None:
+                raise NotFoundError(
+                    f"{entry.filename}: manifest {digest} is missing from {store.location}"
+                )
+            if found.digest != digest:
+                raise DigestMismatchError(
+                    f"{entry.filename}: manifest hashes to {found.digest}, expected {digest}"
+                )
+            self._manifests[digest] = Manifest.from_bytes(
+                found.raw, f"manifest of {entry.filename}"
+            )
+        return self._manifests[digest]
+
+    def layer(self, entry: FileEntry) -> Descriptor:
+        """The file's blob descriptor, from the index entry when it says enough."""
+        if entry.sha256 is not None and entry.size is not None:
+            return Descriptor(LAYER_MEDIA_TYPE, entry.sha256, entry.size)
+        return layer_of(self._manifest(entry), entry)
+
+    # -- choosing ------------------------------------------------------------------------------
+
+    def choose(
+        self,
+        project: NormalizedName,
+        specifier: SpecifierSet,
+        extras: frozenset[str] = frozenset(),
+        required_by: str | None = None,
+    ) -> Selected:
+        """The best file of the newest matching version that has one for the target."""
+        versions = self.versions(project)
+        if not versions:
+            raise NotFoundError(f"project {project} not found in {self.target}")
+        candidates = matching_versions(versions, specifier, pre=self.options.pre)
+        origin = f" (required by {required_by})" if required_by else ""
+        if not candidates:
+            shown = ", ".join(map(str, versions[:SHOWN_VERSIONS]))
+            more = (
+                f" and {len(versions) - SHOWN_VERSIONS} older"
+                if len(versions) > SHOWN_VERSIONS
+                else ""
+            )
+            raise NotFoundError(
+                f"no version of {project} in {self.target} matches {_describe(specifier)}"
+                f"{origin}; available: {shown}{more}"
+            )
+        env = self.options.environment
+        seen: list[str] = []
+        for version in candidates:
+            published = self.files(project, version)
+            if published is None:
+                # The tag vanished between the listing and now (a deletion): try older ones.
+                logger.info("%s %s disappeared from %s", project, version, self.target)
+                continue
+            ranked = rank_files(published.files, env, only_binary=self.options.only_binary)
+            if ranked:
+                if version != candidates[0]:
+                    logger.info(
+                        "%s: no file of %s fits this target; using %s",
+                        project,
+                        candidates[0],
+                        version,
+                    )
+                return self._selected(ranked[0], extras)
+            seen.extend(entry.filename for entry in published.files)
+        kinds = "wheel" if self.options.only_binary else "wheel or sdist"
+        files = ", ".join(seen[:4]) + (", ..." if len(seen) > 4 else "") if seen else "no files"
+        raise NotFoundError(
+            f"no {kinds} of {project} {_describe(specifier)}{origin} in {self.target} fits "
+            f"Python {env.python_version} on {env.tags[0] if env.tags else 'this platform'}; "
+            f"found: {files}"
+        )
+
+    def _selected(self, entry: FileEntry, extras: frozenset[str]) -> Selected:
+        requires: tuple[Requirement, ...] = ()
+        if self.options.deps:
+            fields = self.metadata(entry)
+            env = self.options.environment
+            requires = tuple(applicable_requirements(fields.requires_dist, env.markers, extras))
+        return Selected(entry, self.store(entry.project).location, extras, requires)
+
+    def metadata(self, entry: FileEntry) -> MetadataFields:
+        """The file's core metadata: from the cache, the config blob, or else the file itself."""
+        key = (entry.project, entry.filename)
+        if key not in self._metadata:
+            raw = self._metadata_bytes(entry)
+            fields = parse_metadata(raw, entry.filename)
+            if canonicalize_name(fields.name) != entry.project or not _same_version(
+                fields.version, entry.version
+            ):
+                raise InvalidDistributionError(
+                    f"{entry.filename}: its metadata is for {fields.name} {fields.version}"
+                )
+            self._metadata[key] = fields
+        return self._metadata[key]
+
+    def _metadata_bytes(self, entry: FileEntry) -> bytes:
+        if entry.metadata is not None:
+            cached = self._cache.read_small(entry.metadata.digest, MAX_METADATA_SIZE)
+            if cached is not None:
+                return cached
+        manifest = self._manifest(entry)
+        config = manifest.config
+        if entry.metadata is not None and config.digest != entry.metadata.digest:
+            raise InvalidDistributionError(
+                f"{entry.filename}: the manifest's config is not the metadata the index names"
+            )
+        if config.media_type == METADATA_MEDIA_TYPE:
+            raw = self.store(entry.project).read_blob(config, MAX_METADATA_SIZE)
+            self._cache.store_small(raw)
+            return raw
+        # Published without metadata (PyOCI): read it from the file, through the cache.
+        layer = layer_of(manifest, entry)
+        path = self._cache_blob(entry, layer)
+        return read_core_metadata(path, entry.filename)
+
+    # -- resolving -----------------------------------------------------------------------------
+
+    def resolve(self, requirements: Iterable[Requirement]) -> list[Selected]:
+        """Choose a file for each requirement and, unless disabled, for its dependencies in
+        the target; projects asked for more than once get all their specifiers combined.
+        """
+        markers = self.options.environment.markers
+        roots: list[NormalizedName] = []
+        # wanted[project][origin]: what each requiring project (or "" for the user) asks for.
+        wanted: dict[NormalizedName, dict[str, list[Requirement]]] = {}
+        for requirement in requirements:
+            if not requirement_applies(requirement, markers):
+                logger.warning("ignoring %s: its marker does not hold here", requirement)
+                continue
+            name = canonicalize_name(requirement.name)
+            wanted.setdefault(name, {}).setdefault("", []).append(requirement)
+            if name not in roots:
+                roots.append(name)
+
+        chosen: dict[NormalizedName, Selected] = {}
+        absent: set[NormalizedName] = set()
+        rounds: dict[NormalizedName, int] = {}
+        queue = deque(roots)
+        while queue:
+            name = queue.popleft()
+            asks = [r for group in wanted.get(name, {}).values() for r in group]
+            if not asks or name in absent:
+                continue
+            specifier = SpecifierSet()
+            for ask in asks:
+                specifier &= ask.specifier
+            extras = frozenset(e for ask in asks for e in ask.extras)
+            current = chosen.get(name)
+            if (
+                current is not None
+                and specifier.contains(current.version, prereleases=True)
+                and extras <= current.extras
+            ):
+                continue
+            rounds[name] = rounds.get(name, 0) + 1
+            if rounds[name] > MAX_ROUNDS_PER_PROJECT:
+                raise GhcrError(
+                    f"could not settle on a version of {name}: its requirements keep changing"
+                )
+            if name not in roots and not self._in_target(name):
+                absent.add(name)  # not in the target: pip resolves it from its indexes
+                continue
+            origins = sorted(origin for origin in wanted[name] if origin)
+            selected = self.choose(
+                name,
+                specifier,
+                extras | (current.extras if current else frozenset()),
+                required_by=", ".join(origins) or None,
+            )
+            # What the previous choice asked for no longer holds.
+            if current is not None:
+                for old in current.requires:
+                    wanted.get(canonicalize_name(old.name), {}).pop(name, None)
+            chosen[name] = selected
+            for dependency in selected.requires:
+                if dependency.url:
+                    continue  # a direct URL is pip's business, never this target's
+                dep_name = canonicalize_name(dependency.name)
+                wanted.setdefault(dep_name, {}).setdefault(name, []).append(dependency)
+                queue.append(dep_name)
+
+        # Drop choices that a re-selection left without anyone asking for them.
+        reachable: set[NormalizedName] = set()
+        stack = [name for name in roots if name in chosen]
+        while stack:
+            name = stack.pop()
+            if name in reachable:
+                continue
+            reachable.add(name)
+            stack.extend(
+                dep
+                for dep in (canonicalize_name(r.name) for r in chosen[name].requires)
+                if dep in chosen
+            )
+        return [selected for name, selected in chosen.items() if name in reachable]
+
+    # -- downloading ---------------------------------------------------------------------------
+
+    def _cache_blob(self, entry: FileEntry, layer: Descriptor) -> Path:
+        """The file's verified cache entry, downloaded when absent or damaged."""
+        for _attempt in range(2):
+            if not self._cache.has(layer.digest):
+                callback = self._progress(entry.filename, layer.size) if self._progress else None
+                self._cache.fetch(self.store(entry.project), layer, callback)
+            if self._cache.verify(layer.digest, layer.size):
+                return self._cache.path(layer.digest)
+        raise DigestMismatchError(f"{entry.filename}: the cache keeps losing it; try again")
+
+    def place(self, selected: Selected, destination: Path) -> Downloaded:
+        """Write the selected file into ``destination`` (a folder), verified and atomically."""
+        entry = selected.entry
+        folder = destination.resolve()
+        path = destination / entry.filename
+        if path.resolve().parent != folder:
+            raise UnsafeResponseError(f"{entry.filename!r} would land outside {destination}")
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = entry.sha256
+        size = entry.size
+        from_cache = digest is not None and self._cache.has(digest)
+        for _attempt in range(2):
+            if digest is None or not self._cache.has(digest):
+                layer = self.layer(entry)
+                digest, size = layer.digest, layer.size
+                callback = self._progress(entry.filename, size) if self._progress else None
+                self._cache.fetch(self.store(entry.project), layer, callback)
+            if self._cache.copy_to(digest, size, path):
+                return Downloaded(selected, path, from_cache)
+            from_cache = False
+        raise DigestMismatchError(
+            f"{entry.filename}: the copy in the cache is damaged again after a fresh download"
+        )
+
+    def download(self, selections: Sequence[Selected], destination: Path) -> list[Downloaded]:
+        return [self.place(selected, destination) for selected in selections]
+
+
+def download(
+    stores: StoreOpener,
+    requirements: Sequence[str | Requirement],
+    destination: Path,
+    *,
+    cache: BlobCache,
+    options: ResolveOptions | None = None,
+    progress: ProgressFactory | None = None,
+) -> list[Downloaded]:
+    """Resolve ``requirements`` on the target and write the chosen files to ``destination``."""
+    parsed = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+    resolver = Resolver(stores, cache, options, progress)
+    return resolver.download(resolver.resolve(parsed), destination)

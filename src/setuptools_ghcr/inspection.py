@@ -1,0 +1,196 @@
+"""What a target holds for one project, as data: versions, files, sizes, digests, annotations.
+
+The index of each version says most of it; file manifests are fetched only when their
+annotations are asked for, or when an index entry lacks a file's digest or size (PyOCI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from setuptools_ghcr.artifact import FileEntry, layer_of, tag_to_version, version_to_tag
+from setuptools_ghcr.catalog import read_version
+from setuptools_ghcr.errors import NotFoundError
+from setuptools_ghcr.oci import Digest, Manifest
+from setuptools_ghcr.resolve import matching_versions
+from setuptools_ghcr.store import Store
+
+__all__ = [
+    "FileInfo",
+    "ProjectInfo",
+    "VersionInfo",
+    "inspect_project",
+    "project_json",
+    "table_rows",
+]
+
+TABLE_HEADER = ("VERSION", "FILE", "SIZE", "SHA256", "REQUIRES-PYTHON", "UPLOADED")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One published file."""
+
+    filename: str
+    size: int | None
+    sha256: Digest | None
+    requires_python: str | None
+    upload_time: str | None
+    manifest_digest: Digest
+    metadata_digest: Digest | None
+    platform: Mapping[str, str] | None
+    index_annotations: Mapping[str, str]
+    #: None when the manifest was not read.
+    manifest_annotations: Mapping[str, str] | None
+    config_media_type: str | None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version: its index and its files."""
+
+    version: Version
+    tag: str
+    index_digest: Digest
+    annotations: Mapping[str, str]
+    files: tuple[FileInfo, ...]
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """A project on a target."""
+
+    project: NormalizedName
+    location: str
+    tags: tuple[str, ...]
+    versions: tuple[VersionInfo, ...]
+
+
+def _file_info(store: Store, entry: FileEntry, read_manifest: bool) -> FileInfo:
+    sha256, size = entry.sha256, entry.size
+    manifest: Manifest | None = None
+    if read_manifest or sha256 is None or size is None:
+        found = store.get_manifest(str(entry.manifest.digest))
+        if found is None:
+            raise NotFoundError(
+                f"{entry.filename}: manifest {entry.manifest.digest} is missing from "
+                f"{store.location}"
+            )
+        manifest = Manifest.from_bytes(found.raw, f"manifest of {entry.filename}")
+        layer = layer_of(manifest, entry)
+        sha256, size = layer.digest, layer.size
+    platform = entry.manifest.platform
+    return FileInfo(
+        filename=entry.filename,
+        size=size,
+        sha256=sha256,
+        requires_python=entry.requires_python,
+        upload_time=entry.upload_time,
+        manifest_digest=entry.manifest.digest,
+        metadata_digest=entry.metadata.digest if entry.metadata is not None else None,
+        platform=platform.to_json() if platform is not None else None,
+        index_annotations=dict(entry.manifest.annotations),
+        manifest_annotations=dict(manifest.annotations) if manifest is not None else None,
+        config_media_type=manifest.config.media_type if manifest is not None else None,
+    )
+
+
+def inspect_project(
+    store: Store,
+    project: str,
+    specifier: SpecifierSet | None = None,
+    *,
+    manifests: bool = False,
+) -> ProjectInfo:
+    """Read a project's versions (all, or those ``specifier`` allows, pre-releases included).
+
+    With ``manifests``, every file's manifest is read too, for its annotations.
+    """
+    name = canonicalize_name(project)
+    tags = store.list_tags()
+    if not tags:
+        raise NotFoundError(f"project {name} not found in {store.location}")
+    versions = sorted({v for v in map(tag_to_version, tags) if v is not None}, reverse=True)
+    chosen = versions if specifier is None else matching_versions(versions, specifier, pre=True)
+    if not chosen:
+        shown = ", ".join(map(str, versions[:5])) or "none"
+        raise NotFoundError(
+            f"no version of {name} in {store.location} matches {specifier}; available: {shown}"
+        )
+    infos: list[VersionInfo] = []
+    for version in chosen:
+        published = read_version(store, name, version)
+        if published is None:
+            continue  # deleted since the listing
+        infos.append(
+            VersionInfo(
+                version=version,
+                tag=version_to_tag(version),
+                index_digest=published.index.digest,
+                annotations=dict(published.index.annotations),
+                files=tuple(_file_info(store, e, manifests) for e in published.files),
+            )
+        )
+    return ProjectInfo(name, store.location, tuple(sorted(tags)), tuple(infos))
+
+
+def project_json(info: ProjectInfo) -> dict[str, Any]:
+    """A JSON-ready document of everything :func:`inspect_project` found."""
+    return {
+        "project": info.project,
+        "location": info.location,
+        "tags": list(info.tags),
+        "versions": [
+            {
+                "version": str(version.version),
+                "tag": version.tag,
+                "index_digest": str(version.index_digest),
+                "annotations": dict(version.annotations),
+                "files": [_file_json(file) for file in version.files],
+            }
+            for version in info.versions
+        ],
+    }
+
+
+def _file_json(file: FileInfo) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "filename": file.filename,
+        "size": file.size,
+        "sha256": file.sha256.hex if file.sha256 is not None else None,
+        "digest": str(file.sha256) if file.sha256 is not None else None,
+        "requires_python": file.requires_python,
+        "upload_time": file.upload_time,
+        "manifest_digest": str(file.manifest_digest),
+        "metadata_digest": str(file.metadata_digest) if file.metadata_digest else None,
+        "platform": dict(file.platform) if file.platform is not None else None,
+        "index_annotations": dict(file.index_annotations),
+    }
+    if file.manifest_annotations is not None:
+        value["manifest_annotations"] = dict(file.manifest_annotations)
+        value["config_media_type"] = file.config_media_type
+    return value
+
+
+def table_rows(info: ProjectInfo) -> list[tuple[str, ...]]:
+    """One row per file (newest version first), the columns of :data:`TABLE_HEADER`."""
+    rows: list[tuple[str, ...]] = []
+    for version in info.versions:
+        for file in version.files:
+            rows.append(
+                (
+                    str(version.version),
+                    file.filename,
+                    str(file.size) if file.size is not None else "?",
+                    file.sha256.hex if file.sha256 is not None else "?",
+                    file.requires_python or "",
+                    file.upload_time or "",
+                )
+            )
+    return rows

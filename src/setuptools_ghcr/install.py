@@ -1,0 +1,57 @@
+"""Use case: resolve requirements on a target, download them, and hand the files to pip.
+
+Naming each file on pip's command line makes it the only candidate for its project, so a
+project that lives in the target can never be taken from another index (no dependency
+confusion); dependencies that are not in the target resolve as pip normally would.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from setuptools_ghcr.cache import BlobCache
+from setuptools_ghcr.download import ResolveOptions, StoreOpener, download
+from setuptools_ghcr.store import ProgressFactory
+
+__all__ = ["install", "pip_command"]
+
+logger = logging.getLogger(__name__)
+
+
+def pip_command(
+    files: Sequence[Path], pip_args: Sequence[str] = (), python: str | None = None
+) -> list[str]:
+    """The ``python -m pip install`` command line for ``files``."""
+    return [python or sys.executable, "-m", "pip", "install", *map(str, files), *pip_args]
+
+
+def install(
+    stores: StoreOpener,
+    requirements: Sequence[str],
+    *,
+    cache: BlobCache,
+    pip_args: Sequence[str] = (),
+    options: ResolveOptions | None = None,
+    progress: ProgressFactory | None = None,
+    python: str | None = None,
+) -> int:
+    """Download into a temporary folder, run pip on the files, and return pip's exit status.
+
+    pip's own output goes where ours goes (the streams are inherited).
+    """
+    options = options or ResolveOptions()
+    extra = list(pip_args)
+    if not options.deps and "--no-deps" not in extra:
+        extra.append("--no-deps")
+    with tempfile.TemporaryDirectory(prefix="setuptools-ghcr-") as folder:
+        downloaded = download(
+            stores, requirements, Path(folder), cache=cache, options=options, progress=progress
+        )
+        command = pip_command([d.path for d in downloaded], extra, python)
+        logger.info("running %s", " ".join(command))
+        return subprocess.run(command, check=False).returncode

@@ -1,0 +1,164 @@
+"""``inspect``: a project's versions, files, sizes, digests and annotations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+from registry_harness import RunningRegistry
+
+from setuptools_ghcr.artifact import (
+    ARTIFACT_TYPE,
+    LAYER_MEDIA_TYPE,
+    OCI_VERSION,
+    PYOCI_SHA256,
+    REQUIRES_PYTHON,
+)
+from setuptools_ghcr.cli import main
+from setuptools_ghcr.dists import read_distribution
+from setuptools_ghcr.errors import NotFoundError
+from setuptools_ghcr.inspection import inspect_project, table_rows
+from setuptools_ghcr.oci import (
+    EMPTY_DESCRIPTOR,
+    EMPTY_JSON,
+    OCI_EMPTY,
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+)
+from setuptools_ghcr.publish import publish
+from setuptools_ghcr.store import BytesBlob, FileBlob, Store
+from setuptools_ghcr.stores import StoreFactory
+from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, parse_target
+from tests.helpers.wheels import make_sdist, make_wheel
+
+pytestmark = pytest.mark.integration
+
+
+def _publish(factory: StoreFactory, *paths: Path) -> None:
+    publish(factory.open, [read_distribution(path) for path in paths])
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "built"
+    folder.mkdir()
+    return [
+        make_wheel(folder, "shown-pkg", "1.0", requires_python=">=3.9", summary="Shown."),
+        make_sdist(folder, "shown-pkg", "1.0", requires_python=">=3.9"),
+        make_wheel(folder, "shown-pkg", "1.1rc1"),
+    ]
+
+
+def test_cli_inspect_json(
+    plain_registry: RunningRegistry,
+    built: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = f"{plain_registry.host}/ins{secrets.token_hex(4)}"
+    parsed = parse_target(target)
+    assert isinstance(parsed, RegistryTarget)
+    factory = StoreFactory(parsed, environ={})
+    _publish(factory, *built)
+    factory.close()
+
+    assert main(["inspect", "-r", target, "--json", "shown-pkg"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["project"] == "shown-pkg"
+    assert [v["version"] for v in document["versions"]] == ["1.1rc1", "1.0"]
+    assert document["tags"] == ["1.0", "1.1rc1"]
+    files = {f["filename"]: f for v in document["versions"] for f in v["files"]}
+    assert sorted(files) == sorted(path.name for path in built)
+    for path in built:
+        file = files[path.name]
+        assert file["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert file["size"] == path.stat().st_size
+        assert file["manifest_digest"].startswith("sha256:")
+        assert file["index_annotations"][PYOCI_SHA256] == file["sha256"]
+        assert file["manifest_annotations"][OCI_VERSION] == str(read_distribution(path).version)
+        assert file["config_media_type"] == "application/vnd.setuptools-ghcr.core-metadata.v1"
+    assert files[built[0].name]["requires_python"] == ">=3.9"
+    assert files[built[0].name]["index_annotations"][REQUIRES_PYTHON] == ">=3.9"
+    assert document["versions"][1]["annotations"][OCI_VERSION] == "1.0"
+    assert document["versions"][1]["index_digest"].startswith("sha256:")
+
+    assert main(["inspect", "-r", target, "--json", "shown-pkg==1.0"]) == 0
+    pinned = json.loads(capsys.readouterr().out)
+    assert [v["version"] for v in pinned["versions"]] == ["1.0"]
+
+
+def test_cli_inspect_table_and_errors(
+    tmp_path: Path, built: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    factory = StoreFactory(LayoutTarget(tmp_path / "pkgs"), environ={})
+    _publish(factory, *built)
+    target = f"oci:{tmp_path / 'pkgs'}"
+
+    assert main(["inspect", "-r", target, "shown-pkg"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["VERSION", "FILE", "SIZE", "SHA256", "REQUIRES-PYTHON", "UPLOADED"]
+    assert len(lines) == 4
+    wheel = built[0]
+    row = next(line for line in lines if wheel.name in line).split()
+    assert row[:5] == [
+        "1.0",
+        wheel.name,
+        str(wheel.stat().st_size),
+        hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        ">=3.9",
+    ]
+    # Columns line up: every file name starts at the same offset.
+    starts = {line.index("shown") for line in lines[1:]}
+    assert len(starts) == 1
+
+    assert main(["inspect", "-r", target, "shown-pkg==9"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no version of shown-pkg" in captured.err
+    assert "available: 1.1rc1, 1.0" in captured.err
+
+    assert main(["inspect", "-r", target, "nothing-here"]) == 1
+    assert "project nothing-here not found" in capsys.readouterr().err
+
+
+def _store_like_pyoci(store: Store, version: str, wheel: Path) -> None:
+    """PyOCI's shape through the store API: empty config, one layer, a bare index entry."""
+    dist = read_distribution(wheel)
+    layer = Descriptor(LAYER_MEDIA_TYPE, dist.sha256, dist.size)
+    store.push_blob(FileBlob(wheel, layer))
+    store.push_blob(BytesBlob(EMPTY_JSON, OCI_EMPTY))
+    manifest = Manifest.build(EMPTY_DESCRIPTOR, (layer,), artifact_type=ARTIFACT_TYPE)
+    store.put_manifest(manifest.raw, manifest.media_type)
+    _name, _version, rest = wheel.name.split("-", 2)
+    entry = manifest.descriptor(
+        platform=Platform(rest, "any"), annotations={PYOCI_SHA256: dist.sha256.hex}
+    )
+    index = Index.build((entry,), artifact_type=ARTIFACT_TYPE)
+    store.put_manifest(index.raw, index.media_type, version)
+
+
+def test_inspect_pyoci_package_reads_the_manifest(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "old-style", "0.1")
+    factory = StoreFactory(LayoutTarget(tmp_path / "pkgs"), environ={})
+    store = factory.open("old-style")
+    _store_like_pyoci(store, "0.1", wheel)
+    info = inspect_project(store, "old-style")
+    assert [str(v.version) for v in info.versions] == ["0.1"]
+    (file,) = info.versions[0].files
+    assert file.filename == wheel.name
+    # The index has no size: it came from the manifest's layer.
+    assert file.size == wheel.stat().st_size
+    assert file.sha256 is not None
+    assert file.sha256.hex == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert file.metadata_digest is None
+    assert table_rows(info)[0][:3] == ("0.1", wheel.name, str(wheel.stat().st_size))
+
+
+def test_inspect_missing_project(tmp_path: Path) -> None:
+    factory = StoreFactory(LayoutTarget(tmp_path / "empty"), environ={})
+    with pytest.raises(NotFoundError, match="project ghost not found"):
+        inspect_project(factory.open("ghost"), "ghost")
