@@ -35,6 +35,7 @@ __all__ = [
     "LAYER_MEDIA_TYPE",
     "METADATA_MEDIA_TYPE",
     "build_index",
+    "extra_tag_problem",
     "file_entries",
     "file_layer",
     "file_manifest",
@@ -94,6 +95,17 @@ def tag_to_version(tag: str) -> Version | None:
         return None
     # Only the canonical spelling counts, so that no two tags name one version.
     return version if str(version) == text else None
+
+
+def extra_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` cannot be an extra tag of a version's index (None when it can)."""
+    if not is_valid_tag(tag):
+        return f"{tag!r} is not a valid OCI tag"
+    version = tag_to_version(tag)
+    if version is not None:
+        # It would repoint that version's own tag at another version's files.
+        return f"{tag!r} is the tag of version {version}"
+    return None
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:

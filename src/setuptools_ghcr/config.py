@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from setuptools_ghcr.artifact import extra_tag_problem
 from setuptools_ghcr.errors import ConfigError, GhcrError
-from setuptools_ghcr.oci import is_valid_tag
 from setuptools_ghcr.targets import Target, parse_target
 
 if sys.version_info >= (3, 11):
@@ -82,8 +82,9 @@ def parse_settings(table: Mapping[str, Any], *, base: Path | None = None) -> Set
     _expect(tags, list, "tags", "a list of strings")
     for tag in tags:
         _expect(tag, str, "tags[]", "a string")
-        if not is_valid_tag(tag):
-            raise ConfigError(f"[{TABLE}] tags: {tag!r} is not a valid OCI tag")
+        problem = extra_tag_problem(tag)
+        if problem:
+            raise ConfigError(f"[{TABLE}] tags: {problem}")
     return Settings(
         repository=repository,
         source=source,
@@ -102,7 +103,7 @@ def load_settings(pyproject: Path) -> Settings:
             document = tomllib.load(stream)
     except FileNotFoundError:
         return Settings(base=base)
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{pyproject}: cannot read it ({error})") from error
     tool = document.get("tool", {})
     if not isinstance(tool, dict):

@@ -141,6 +141,9 @@ class LayoutStore:
                 self._held.depth -= 1
             return
         self._path.mkdir(parents=True, exist_ok=True)
+        # Checked before the lock file is made (so a foreign folder is left untouched) and
+        # again under the lock.
+        self._refuse_foreign_folder()
         fd = os.open(
             self._path / _LOCK_FILE,
             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -539,11 +542,13 @@ class LayoutStore:
 
     def _refuse_foreign_folder(self) -> None:
         """Refuse to write into an existing folder that holds other things than a layout."""
-        if (self._path / _LAYOUT_FILE).exists():
+        # One listing decides: another writer may create the layout while we look.
+        names = os.listdir(self._path)
+        if _LAYOUT_FILE in names:
             return
         others = sorted(
             name
-            for name in os.listdir(self._path)
+            for name in names
             if name != _LOCK_FILE and not (name.startswith(".") and name.endswith(".tmp"))
         )
         if others:

@@ -23,9 +23,11 @@ from packaging.version import Version
 
 from setuptools_ghcr.artifact import (
     METADATA_MEDIA_TYPE,
-    PYOCI_SHA256,
+    FileEntry,
     build_index,
     entry_filename,
+    extra_tag_problem,
+    file_entries,
     file_layer,
     file_manifest,
     index_entry,
@@ -35,7 +37,7 @@ from setuptools_ghcr.artifact import (
 )
 from setuptools_ghcr.catalog import read_index
 from setuptools_ghcr.dists import Distribution
-from setuptools_ghcr.errors import ConflictError, GhcrError
+from setuptools_ghcr.errors import ConflictError, GhcrError, InvalidReferenceError
 from setuptools_ghcr.oci import Descriptor, Index
 from setuptools_ghcr.store import BytesBlob, FileBlob, ProgressFactory, Store
 
@@ -108,26 +110,26 @@ def _plan(
     index: Index | None, dists: Sequence[Distribution], skip_existing: bool
 ) -> list[_Planned]:
     """Decide each file's fate before anything is sent, so a refusal publishes nothing."""
-    published: dict[str, Descriptor] = {}
-    if index is not None:
-        for listed in index.manifests:
-            name = entry_filename(listed)
-            if name:
-                published[name] = listed
+    published: dict[str, FileEntry] = {}
+    if index is not None and dists:
+        # file_entries also names the files of entries that PyOCI wrote.
+        for listed in file_entries(index, dists[0].project, dists[0].version):
+            published[listed.filename] = listed
     plans: list[_Planned] = []
     for dist in dists:
         entry = published.get(dist.filename)
         if entry is None:
             plans.append(_Planned(dist, "uploaded"))
-        elif entry.annotations.get(PYOCI_SHA256) == dist.sha256.hex:
-            plans.append(_Planned(dist, "exists", entry))
+        elif entry.sha256 == dist.sha256:
+            plans.append(_Planned(dist, "exists", entry.manifest))
         elif skip_existing:
-            plans.append(_Planned(dist, "skipped", entry))
+            plans.append(_Planned(dist, "skipped", entry.manifest))
         else:
+            theirs = entry.sha256.short if entry.sha256 is not None else "unknown"
             raise ConflictError(
                 f"{dist.filename} is already published with other contents "
-                f"(sha256 {entry.annotations.get(PYOCI_SHA256, '?')[:12]}..., yours "
-                f"{dist.sha256.short}...); bump the version, or pass --skip-existing to leave it"
+                f"(sha256 {theirs}..., yours {dist.sha256.short}...); "
+                "bump the version, or pass --skip-existing to leave it"
             )
     return plans
 
@@ -222,6 +224,10 @@ def publish(
 ) -> list[FileResult]:
     """Publish ``dists``; returns a result per file in the order given (duplicates folded)."""
     options = options or PushOptions()
+    for tag in options.extra_tags:
+        problem = extra_tag_problem(tag)
+        if problem:
+            raise InvalidReferenceError(f"extra tag {problem}")
     created = options.created or utc_timestamp()
     results: dict[str, FileResult] = {}
     groups = _group(dists)

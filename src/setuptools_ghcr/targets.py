@@ -31,7 +31,8 @@ _HOST_RE = re.compile(
 def repository_name(project: str) -> str:
     """The OCI repository name of a project: normalized, with ``-`` as ``_`` (PyOCI's rule)."""
     name = canonicalize_name(project).replace("-", "_")
-    if not is_valid_repository(name):
+    # A '/' would pass as a valid repository path and nest the project under another one.
+    if "/" in name or not is_valid_repository(name):
         raise InvalidReferenceError(f"project name {project!r} cannot name an OCI repository")
     return name
 
@@ -110,9 +111,15 @@ def parse_target(text: str, *, base: Path | None = None) -> Target:
         if text.startswith(prefix):
             text = text[len(prefix) :]
             break
+    if "@" in text:
+        # Never echoed: what precedes the '@' may be a password.
+        raise InvalidReferenceError(
+            "a target cannot hold credentials (user@host); use --username/--password, "
+            "the SETUPTOOLS_GHCR_* variables or a docker login"
+        )
     host, _, namespace = text.partition("/")
     namespace = namespace.strip("/")
-    if not _HOST_RE.fullmatch(host) or "@" in text:
+    if not _HOST_RE.fullmatch(host):
         raise InvalidReferenceError(
             f"{text!r} is not a target; give oci:PATH or REGISTRY/NAMESPACE (e.g. ghcr.io/acme)"
         )
