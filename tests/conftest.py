@@ -1,0 +1,54 @@
+"""Shared fixtures: real ``docker-registry`` processes, one per flavour, for the session.
+
+A registry that cannot start fails the tests that need it; it never skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from registry_harness import RegistryKind, RegistryStartError, RunningRegistry, start_registry
+
+
+def _serve(kind: RegistryKind, root: Path) -> Iterator[RunningRegistry]:
+    try:
+        registry = start_registry(kind, root)
+    except RegistryStartError as error:
+        pytest.fail(f"cannot start the {kind} test registry: {error}", pytrace=False)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+@pytest.fixture(scope="session")
+def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry without authentication."""
+    yield from _serve("plain", tmp_path_factory.mktemp("plain-registry"))
+
+
+@pytest.fixture(scope="session")
+def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry with Basic authentication (bcrypt htpasswd) for one known user."""
+    yield from _serve("htpasswd", tmp_path_factory.mktemp("htpasswd-registry"))
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry with Bearer token auth; ``.token_server`` records every token request."""
+    yield from _serve("token", tmp_path_factory.mktemp("token-registry"))
+
+
+@pytest.fixture(scope="session")
+def redirect_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A Basic-auth registry whose blob downloads redirect to ``.cdn`` on another host name."""
+    yield from _serve("redirect", tmp_path_factory.mktemp("redirect-registry"))
+
+
+@pytest.fixture(params=["plain_registry", "htpasswd_registry", "token_registry"])
+def any_registry(request: pytest.FixtureRequest) -> RunningRegistry:
+    """Each of the three registry flavours in turn."""
+    registry: RunningRegistry = request.getfixturevalue(request.param)
+    return registry

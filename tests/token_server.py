@@ -1,0 +1,219 @@
+"""A small ghcr-like token service for tests: issues registry JWTs per requested scope.
+
+A real ``docker-registry`` configured with ``auth: token`` trusts the self-signed certificate
+written by :meth:`TokenServer.write_certificate`; the JWTs carry it in their ``x5c`` header.
+Anonymous callers get ``pull`` only; the known user with the right password gets what it
+asks for among ``pull`` and ``push``; a wrong password gets 401. Every request is recorded so
+that tests can check which scopes were asked for, and with which credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+__all__ = ["TokenRequest", "TokenServer"]
+
+GRANTABLE = ("pull", "push")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What one call to the token endpoint asked for and how it was answered."""
+
+    scopes: tuple[str, ...]
+    service: str | None
+    username: str | None
+    authenticated: bool
+    status: int
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test token issuer")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+class TokenServer:
+    """A threaded HTTP token endpoint at ``http://127.0.0.1:<port>/token``."""
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        service: str = "test-registry",
+        issuer: str = "test-token-issuer",
+        lifetime: int = 300,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.service = service
+        self.issuer = issuer
+        self.lifetime = lifetime
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._certificate = _self_signed(self._key)
+        self._lock = threading.Lock()
+        self._requests: list[TokenRequest] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def write_certificate(self, path: Path) -> Path:
+        """Write the certificate the registry must trust (its ``rootcertbundle``)."""
+        path.write_bytes(self._certificate.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="token-server", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @property
+    def requests(self) -> list[TokenRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, request: TokenRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def issue(self, access: list[dict[str, object]], subject: str) -> str:
+        """A signed registry token granting ``access``."""
+        now = int(time.time())
+        der = self._certificate.public_bytes(serialization.Encoding.DER)
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "exp": now + self.lifetime,
+            "nbf": now - 5,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        headers = {"x5c": [base64.b64encode(der).decode("ascii")]}
+        return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
+
+    def _grant(self, scopes: tuple[str, ...], authenticated: bool) -> list[dict[str, object]]:
+        access: list[dict[str, object]] = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if kind != "repository" or not name:
+                continue
+            allowed = GRANTABLE if authenticated else ("pull",)
+            granted = [action for action in actions.split(",") if action in allowed]
+            if granted:
+                access.append({"type": "repository", "name": name, "actions": granted})
+        return access
+
+    def _check_credentials(self, header: str | None) -> tuple[str | None, bool | None]:
+        """(user name, True/False for right/wrong password), or (None, None) if anonymous."""
+        if not header or not header.lower().startswith("basic "):
+            return None, None
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None, False
+        username, _, password = decoded.partition(":")
+        return username, username == self.username and password == self.password
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # keep test output quiet
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path != "/token":
+                    self._answer(404, {"error": "not found"})
+                    return
+                query = parse_qsl(parts.query, keep_blank_values=True)
+                scopes = tuple(
+                    scope for key, value in query if key == "scope" for scope in value.split()
+                )
+                service = next((value for key, value in query if key == "service"), None)
+                username, valid = server._check_credentials(self.headers.get("Authorization"))
+                if valid is False:
+                    server._record(TokenRequest(scopes, service, username, False, 401))
+                    self._answer(401, {"details": "incorrect username or password"}, basic=True)
+                    return
+                authenticated = bool(valid)
+                token = server.issue(server._grant(scopes, authenticated), username or "")
+                server._record(TokenRequest(scopes, service, username, authenticated, 200))
+                issued = datetime.datetime.now(datetime.timezone.utc).isoformat()
+                self._answer(
+                    200,
+                    {
+                        "token": token,
+                        "access_token": token,
+                        "expires_in": server.lifetime,
+                        "issued_at": issued,
+                    },
+                )
+
+            def _answer(self, status: int, value: object, basic: bool = False) -> None:
+                body = json.dumps(value).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if basic:
+                    self.send_header("WWW-Authenticate", 'Basic realm="test token service"')
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def scopes_requested(self) -> Iterator[tuple[tuple[str, ...], bool]]:
+        """(scopes, authenticated) of every successful token request, in order."""
+        for request in self.requests:
+            if request.status == 200:
+                yield request.scopes, request.authenticated
