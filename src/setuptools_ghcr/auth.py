@@ -16,6 +16,7 @@ import re
 import shutil
 import string
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -426,29 +427,37 @@ def parse_token_response(body: bytes, now: float, what: str) -> Token:
 
 
 class TokenCache:
-    """Bearer tokens of one registry client, one per (realm, service, scopes, anonymous)."""
+    """Bearer tokens of one registry client, one per (realm, service, scopes, anonymous).
+
+    Shared by the threads of one client (publish uploads files concurrently), hence the lock.
+    """
 
     def __init__(self) -> None:
         self._tokens: dict[TokenKey, Token] = {}
+        self._lock = threading.Lock()
 
     def get(self, key: TokenKey, now: float | None = None) -> Token | None:
-        token = self._tokens.get(key)
-        if token is None:
-            return None
-        if not token.valid(time.monotonic() if now is None else now):
-            del self._tokens[key]
-            return None
-        return token
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None:
+                return None
+            if not token.valid(time.monotonic() if now is None else now):
+                del self._tokens[key]
+                return None
+            return token
 
     def put(self, key: TokenKey, token: Token) -> None:
-        self._tokens[key] = token
+        with self._lock:
+            self._tokens[key] = token
 
     def discard(self, key: TokenKey) -> None:
-        self._tokens.pop(key, None)
+        with self._lock:
+            self._tokens.pop(key, None)
 
     def values(self) -> list[str]:
         """Every token held, so that error messages can be scrubbed of them."""
-        return [token.value for token in self._tokens.values()]
+        with self._lock:
+            return [token.value for token in self._tokens.values()]
 
 
 # --------------------------------------------------------------------------- redaction
