@@ -6,6 +6,7 @@ Each verb lives in ``commands/<verb>.py`` and only maps its flags to a library c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -108,8 +109,9 @@ def _configure_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    if not verbose:
-        logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # urllib3's debug lines print whole URLs, signed CDN redirects and upload states
+    # included; setuptools_ghcr.http logs every request already, with those hidden.
+    logging.getLogger("urllib3").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never read
+        return 1
     except OSError as error:
         if args.verbose:
             logging.getLogger(__name__).debug("failure", exc_info=True)

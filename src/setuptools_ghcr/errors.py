@@ -16,6 +16,7 @@ __all__ = [
     "InvalidReferenceError",
     "NotFoundError",
     "RegistryError",
+    "RegistryNotFoundError",
     "AuthenticationError",
     "TooLargeError",
     "UnsafeResponseError",
@@ -29,7 +30,11 @@ class GhcrError(Exception):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+        text = " ".join(message.split())
+        # Messages quote registries' answers and file names: no terminal escapes or NULs.
+        super().__init__(
+            "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+        )
 
     @property
     def message(self) -> str:
@@ -91,6 +96,10 @@ class RegistryError(GhcrError):
     def temporary(self) -> bool:
         """Whether trying again later may succeed."""
         return self.status is None or self.status in (408, 429) or self.status >= 500
+
+
+class RegistryNotFoundError(RegistryError, NotFoundError):
+    """A registry's "not there" (404, or a code such as ``MANIFEST_BLOB_UNKNOWN``)."""
 
 
 class AuthenticationError(RegistryError):

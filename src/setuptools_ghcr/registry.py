@@ -49,8 +49,8 @@ from setuptools_ghcr.errors import (
     DigestMismatchError,
     GhcrError,
     InvalidReferenceError,
-    NotFoundError,
     RegistryError,
+    RegistryNotFoundError,
     TooLargeError,
     UnsafeResponseError,
 )
@@ -388,6 +388,11 @@ def _decode_errors(body: bytes) -> tuple[list[str], list[str]]:
                 text = f"{code[:64]}: {message[:200]}" if isinstance(message, str) else code[:64]
                 messages.append(text)
     return codes, messages
+
+
+_UNKNOWN_CODES = frozenset(
+    {"BLOB_UNKNOWN", "MANIFEST_BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "NAME_UNKNOWN"}
+)
 
 
 class RegistryClient:
@@ -794,8 +799,10 @@ class RegistryClient:
                 text += "were refused"
             return AuthenticationError(self.redact(text), status=status, codes=codes)
         text = self.redact(text)
-        if status == 404:
-            return NotFoundError(text)
+        # distribution answers 400 MANIFEST_BLOB_UNKNOWN to an index naming a missing
+        # manifest: it is the same "not there" as a 404, and the layout store says so too.
+        if status == 404 or set(codes) & _UNKNOWN_CODES:
+            return RegistryNotFoundError(text, status=status, codes=codes)
         if status == 413:
             return TooLargeError(text)
         if {"DIGEST_INVALID", "SIZE_INVALID"} & set(codes):
