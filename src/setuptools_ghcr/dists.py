@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import gzip
 import tarfile
 import zipfile
 import zlib
@@ -200,6 +201,39 @@ def _top_folder_matches(folder: str, name: str, version: Version) -> bool:
         return False
 
 
+def _check_whole(path: Path, kind: DistKind) -> None:
+    """Read the archive to its end, so that a truncated or corrupt file is never published.
+
+    Reading the metadata alone stops early (a zip's directory is at its end, but its members
+    are not checked; a tar.gz is only read up to PKG-INFO). This streams, holding nothing.
+    """
+    try:
+        if kind == "wheel":
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise InvalidDistributionError(f"{path.name}: member {bad!r} is corrupt")
+            return
+        with gzip.open(path, "rb") as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                for _member in archive:
+                    pass  # iterating a stream reads every member's data
+            # The tar's end comes before the gzip's: read on, so that the CRC is checked.
+            while stream.read(1 << 20):
+                pass
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        RuntimeError,
+        UnicodeDecodeError,
+    ) as error:
+        raise InvalidDistributionError(f"{path.name}: not a readable {kind} ({error})") from error
+
+
 def read_core_metadata(path: Path, filename: str) -> bytes:
     """The core metadata file inside the sdist or wheel at ``path``, named ``filename``.
 
@@ -244,6 +278,7 @@ def read_distribution(path: Path) -> Distribution:
         raise InvalidDistributionError(
             f"{filename}: metadata says version {fields.version}, the file name {version}"
         )
+    _check_whole(path, kind)
     with path.open("rb") as stream:
         sha256 = hash_file(stream)
         size = stream.tell()

@@ -51,6 +51,9 @@ Status = Literal["uploaded", "exists", "skipped"]
 MERGE_ATTEMPTS = 12
 #: How many times a file's manifest is tried when the registry says its blobs are missing.
 MANIFEST_ATTEMPTS = 3
+#: Bounds of the pause before a registry index that lists our files is checked a second time.
+SETTLE_MIN = 0.25
+SETTLE_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -194,16 +197,25 @@ def _merge(
     and the merge is simply done again. Layouts are locked instead.
     """
     tag = version_to_tag(version)
+    locked = hasattr(store, "lock")
     lock: Callable[[], AbstractContextManager[None]] = getattr(store, "lock", _no_lock)
     for attempt in range(MERGE_ATTEMPTS):
+        started = time.monotonic()
         with lock():
             current = read_index(store, tag)
             merged = merge_index(current, entries, version=version)
             if current is None or merged.raw != current.raw:
                 store.put_manifest(merged.raw, merged.media_type, tag)
+        # About how long a concurrent writer's read-modify-write takes under today's load.
+        window = time.monotonic() - started
         # Let a concurrent writer's read-modify-write finish before we check.
         time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 4))  # noqa: S311
         landed = read_index(store, tag)
+        if _listed(landed, entries) and not locked:
+            # Seen once is not enough: a writer that read the index before ours landed may
+            # still overwrite it with its own merge. Look again once it surely has.
+            time.sleep(min(SETTLE_MAX, max(SETTLE_MIN, 4 * window)))
+            landed = read_index(store, tag)
         if _listed(landed, entries):
             assert landed is not None
             for extra in tags:

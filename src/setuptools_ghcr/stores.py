@@ -7,13 +7,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from setuptools_ghcr.errors import ConfigError
 from setuptools_ghcr.store import Store
 from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, Target
 
 if TYPE_CHECKING:
     from setuptools_ghcr.registry import RegistryClient
 
-__all__ = ["StoreFactory"]
+__all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory"]
+
+#: Seconds a registry may stay silent before a request is given up (and retried).
+TIMEOUT_ENV = "SETUPTOOLS_GHCR_TIMEOUT"
+#: How many times a failed registry request is tried again (0: never).
+RETRIES_ENV = "SETUPTOOLS_GHCR_RETRIES"
+
+
+def _env_number(
+    environ: Mapping[str, str], name: str, kind: type[float] | type[int], default: float
+) -> float:
+    """A positive number (a count may be 0) from the environment, else ``default``."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value: float = kind(text)
+    except ValueError:
+        value = -1
+    lowest = 0 if kind is int else 1e-3
+    if not lowest <= value <= 1e6:
+        what = "a whole number, 0 or more" if kind is int else "a number of seconds above 0"
+        raise ConfigError(f"{name} must be {what}, not {text[:40]!r}")
+    return value
 
 
 class StoreFactory:
@@ -54,7 +78,15 @@ class StoreFactory:
                 environ=self._environ,
                 home=self._home,
             )
-            self._client = RegistryClient(self.target.host, self.target.scheme, credentials)
+            from setuptools_ghcr.registry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+
+            self._client = RegistryClient(
+                self.target.host,
+                self.target.scheme,
+                credentials,
+                timeout=_env_number(self._environ, TIMEOUT_ENV, float, DEFAULT_TIMEOUT),
+                retries=int(_env_number(self._environ, RETRIES_ENV, int, DEFAULT_RETRIES)),
+            )
         return self._client
 
     def open(self, project: str) -> Store:
