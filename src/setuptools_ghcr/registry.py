@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -369,6 +370,24 @@ def _describe(error: BaseException) -> str:
     return "connection failed"
 
 
+def _permanent(error: BaseException) -> bool:
+    """Whether a transport failure cannot heal by itself: a name that does not resolve, or
+    a certificate that does not verify. Those are reported at once instead of retried."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (socket.gaierror, requests.exceptions.SSLError)):
+            return True
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(current.args)
+        stack.extend(item for item in nested if isinstance(item, BaseException))
+    return False
+
+
 def _decode_errors(body: bytes) -> tuple[list[str], list[str]]:
     """The OCI error codes and their messages from an error body (best effort)."""
     try:
@@ -604,7 +623,7 @@ class RegistryClient:
                 reason = _describe(error)
                 _http_log.debug("%s %s -> %s", method, redact_url(url), reason)
                 attempt += 1
-                if not call.retry or not self._policy.should_retry(attempt):
+                if not call.retry or _permanent(error) or not self._policy.should_retry(attempt):
                     raise RegistryError(
                         f"{operation}: cannot reach {_origin(url)[1]}: {reason}"
                     ) from None
