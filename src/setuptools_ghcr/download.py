@@ -253,6 +253,7 @@ class Resolver:
             )
         env = self.options.environment
         seen: list[str] = []
+        refused = 0
         for version in candidates:
             published = self.files(project, version)
             if published is None:
@@ -270,8 +271,11 @@ class Resolver:
                     )
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
+            refused += len(published.index.manifests) - len(published.files)
         kinds = "wheel" if self.options.only_binary else "wheel or sdist"
         files = ", ".join(seen[:4]) + (", ..." if len(seen) > 4 else "") if seen else "no files"
+        if refused:
+            files += f" ({refused} unusable entries skipped: unsafe or mismatched file names)"
         raise NotFoundError(
             f"no {kinds} of {project} {_describe(specifier)}{origin} in {self.target} fits "
             f"Python {env.python_version} on {env.tags[0] if env.tags else 'this platform'}; "
