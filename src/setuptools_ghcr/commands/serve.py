@@ -8,7 +8,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from setuptools_ghcr.errors import ConfigError
-from setuptools_ghcr.targets import is_loopback_host
 
 if TYPE_CHECKING:
     from setuptools_ghcr.cli import Context
@@ -72,6 +71,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         raise ConfigError(
             f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
         ) from error
+    from setuptools_ghcr.targets import is_loopback_host
+
     if not is_loopback_host(args.host.strip("[]")):
         server_log.warning(
             "listening on %s: anyone who can reach it reads what this server's credentials "
