@@ -1,33 +1,35 @@
-"""Blob transfer benchmark: RegistryStore against curl, on a local docker-registry.
+"""Big transfers: push and download of one big wheel, against curl, skopeo and oras-py.
 
-Measures, in one run and interleaved (A B, B A, A B ...):
-- push: ``RegistryStore.push_blob`` vs ``curl`` POST + PUT of an equally sized file;
-- pull: ``RegistryStore.download_blob`` (verified, to a file) vs ``curl`` GET to a file.
-Every contender runs in its own child process so that its peak RSS can be read from
-``wait4``. Every upload sends a file with fresh random bytes, so nothing is deduplicated.
-
-    python benchmarks/transfer.py --size-mib 1024 --repeat 3
+- push: ``setuptools-ghcr push`` vs a raw curl POST + PUT of the same bytes (the registry's
+  ceiling: no validation, digest known beforehand) vs ``skopeo copy`` from an OCI layout
+  (``--preserve-digests``) vs oras-py's ``push``. Each push sends a fresh wheel (same
+  size, new bytes), and the registry starts each on an empty storage.
+- download: ``setuptools-ghcr download`` (resolve, then verified, into an empty cache and
+  then the folder) vs curl GET to a file vs ``skopeo copy`` to an OCI layout (verifies)
+  vs oras-py's ``pull`` (does not verify).
+- footprint: our push and download of a smaller wheel, to show that peak RSS does not grow
+  with the file.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from harness import HERE, Child, Stats, load_average, logged_registry, measure, ours, reset_storage
+from inputs import BigWheels, stem
+from registry_harness import RunningRegistry
+from report import Check, Outcome, Row
+
+__all__ = ["run"]
+
+PROJECT = "bench-big"
 
 CURL_PUSH = r"""
 set -e
@@ -39,243 +41,343 @@ curl -sS -f -o /dev/null -H 'Expect:' -H 'Content-Type: application/octet-stream
     -T "$3" "$location${sep}digest=$4"
 """
 
+PUSH_OURS = "setuptools-ghcr push"
+PUSH_CURL = "curl POST + PUT (same bytes)"
+PUSH_SKOPEO = "skopeo copy oci: layout -> registry"
+PUSH_ORAS = "oras-py push"
+PULL_OURS = "setuptools-ghcr download (verified)"
+PULL_CURL = "curl GET -o file"
+PULL_SKOPEO = "skopeo copy registry -> oci: layout (verifies)"
+PULL_ORAS = "oras-py pull (no verification)"
 
-@dataclass(frozen=True)
-class Sample:
-    seconds: float
-    peak_rss_mb: float
 
-
-def run_child(argv: Sequence[str], scratch: Path) -> Sample:
-    """Run a command, returning its wall time and peak RSS (including its own children).
-
-    The peak RSS a process reports counts the memory of the process that forked it (at the
-    moment of fork, until exec), so a big parent would inflate every child's figure. GNU
-    ``time`` is a small intermediate parent that reports its child's true peak.
-    """
-    report = scratch / "peak-rss"
-    timer = shutil.which("time") or "/usr/bin/time"
-    measured = [timer, "-f", "%M", "-o", str(report), *argv] if Path(timer).exists() else argv
-    # Dirty pages left by the previous contender would be written back during this one.
+def _settle() -> None:
+    """Let the file system finish with the gigabyte just deleted before the next contender,
+    so that no contender shares the machine with the clean-up of the one before."""
     os.sync()
-    started = time.perf_counter()
-    process = subprocess.Popen(measured, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed with status {process.returncode}: {argv}")
-    peak_kib = usage.ru_maxrss  # KiB on Linux; inflated by this process when time is absent
-    if measured is not argv:
-        peak_kib = int(report.read_text().split()[-1])
-        report.unlink()
-    return Sample(elapsed, peak_kib / 1024)
+    time.sleep(1.0)
 
 
-def in_turn(contenders: list[T], round_number: int) -> list[T]:
-    """The contenders in alternating order (A B, B A, ...), so neither always goes first."""
-    return contenders if round_number % 2 == 0 else contenders[::-1]
-
-
-def fresh_file(base: Path, path: Path) -> str:
-    """Copy ``base`` to ``path`` with new random first bytes; return its sha256 digest."""
-    shutil.copyfile(base, path)
-    with path.open("r+b") as stream:
-        stream.write(os.urandom(64))
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
-        buffer = bytearray(1 << 20)
-        view = memoryview(buffer)
-        while count := stream.readinto(buffer):
-            digest.update(view[:count])
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
     return "sha256:" + digest.hexdigest()
 
 
-def random_file(path: Path, size: int) -> None:
-    with path.open("wb") as stream:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 16 << 20))
-            stream.write(chunk)
-            left -= len(chunk)
+def _push_json(registry: RunningRegistry, target: str, wheel: Path) -> dict[str, str]:
+    """Publish with our tool, untimed (set-up); returns its JSON report of the file."""
+    result = subprocess.run(
+        [*ours(), "push", "--no-progress", "--json", "-r", target, str(wheel)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report: dict[str, str] = json.loads(result.stdout)["files"][0]
+    return report
 
 
-# ---------------------------------------------------------------------- child side
+class _Pushes:
+    """Makes each push contender's input before its run and cleans up after it."""
 
+    def __init__(self, workdir: Path, registry: RunningRegistry, wheels: BigWheels) -> None:
+        self.workdir = workdir
+        self.registry = registry
+        self.wheels = wheels
+        self.wheel = Path()
+        self.digest = ""
+        self.layout = workdir / "layout"
 
-def child(args: argparse.Namespace) -> None:
-    from setuptools_ghcr.oci import Descriptor, Digest
-    from setuptools_ghcr.registry import RegistryClient
-    from setuptools_ghcr.store import FileBlob
+    def before(self, name: str, _round: int) -> None:
+        self.wheel = self.wheels.fresh()
+        if name == PUSH_CURL:
+            self.digest = _sha256(self.wheel)
+        if name == PUSH_SKOPEO:
+            shutil.rmtree(self.layout, ignore_errors=True)
+            _push_json(self.registry, f"oci:{self.layout}", self.wheel)
 
-    descriptor = Descriptor("application/octet-stream", Digest.parse(args.digest), args.size)
-    with RegistryClient(args.host, "http", None) as client:
-        store = client.store(args.repository)
-        if args.child == "push":
-            store.push_blob(FileBlob(Path(args.file), descriptor))
-        else:
-            store.download_blob(descriptor, Path(args.file))
+    def after(self, _name: str, _round: int) -> None:
+        shutil.rmtree(self.wheel.parent)
+        shutil.rmtree(self.layout, ignore_errors=True)
+        reset_storage(self.registry)
+        _settle()
 
+    def version(self) -> str:
+        return self.wheel.name.split("-")[1]
 
-# ---------------------------------------------------------------------- parent side
-
-
-def table(rows: list[tuple[str, list[Sample], list[Sample] | None]]) -> str:
-    lines = [
-        f"{'contender':<34} {'median s':>9} {'min s':>7} {'max s':>7} {'peak RSS MB':>12} "
-        f"{'x curl':>7}",
-        "-" * 81,
-    ]
-    for name, samples, baseline in rows:
-        seconds = [s.seconds for s in samples]
-        median = statistics.median(seconds)
-        rss = max(s.peak_rss_mb for s in samples)
-        ratio = ""
-        if baseline is not None:
-            ratio = f"{median / statistics.median(s.seconds for s in baseline):.2f}"
-        lines.append(
-            f"{name:<34} {median:>9.2f} {min(seconds):>7.2f} {max(seconds):>7.2f} {rss:>12.1f} "
-            f"{ratio:>7}"
+    def ours(self, _round: int) -> Child:
+        return Child(
+            [*ours(), "push", "--no-progress", "-r", f"{self.registry.host}/ours", str(self.wheel)]
         )
-    return "\n".join(lines)
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
-    parser.add_argument("--child", choices=["push", "download"], help=argparse.SUPPRESS)
-    parser.add_argument("--host", help=argparse.SUPPRESS)
-    parser.add_argument("--repository", help=argparse.SUPPRESS)
-    parser.add_argument("--file", help=argparse.SUPPRESS)
-    parser.add_argument("--digest", help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        child(args)
-        return
-    if shutil.which("curl") is None:
-        raise SystemExit("curl is needed as the baseline")
-
-    from registry_harness import start_registry
-
-    size = args.size_mib << 20
-    workdir = Path(tempfile.mkdtemp(prefix="transfer-", dir=args.workdir))
-    registry = start_registry("plain", workdir / "registry")
-    try:
-        base = workdir / "base.bin"
-        print(f"writing a {args.size_mib} MiB random file ...", flush=True)
-        random_file(base, size)
-        me = [sys.executable, str(Path(__file__).resolve())]
-
-        def ours_push(path: Path, digest: str, repository: str) -> list[str]:
-            return [
-                *me,
-                "--child",
-                "push",
-                "--host",
-                registry.host,
-                "--repository",
-                repository,
-                "--file",
-                str(path),
-                "--digest",
-                digest,
-                "--size",
-                str(size),
+    def curl(self, _round: int) -> Child:
+        return Child(
+            [
+                *("sh", "-c", CURL_PUSH, "curl-push", self.registry.url, "curl/blob"),
+                *(str(self.wheel), self.digest),
             ]
+        )
 
-        def curl_push(path: Path, digest: str, repository: str) -> list[str]:
-            return ["sh", "-c", CURL_PUSH, "curl-push", registry.url, repository, str(path), digest]
+    def skopeo(self, _round: int) -> Child:
+        version = self.version()
+        return Child(
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                f"oci:{self.layout / stem(PROJECT)}:{version}",
+                f"docker://{self.registry.host}/skopeo/{stem(PROJECT)}:{version}",
+            ]
+        )
 
-        push_contenders: list[tuple[str, Callable[[Path, str, str], list[str]]]] = [
-            ("push: RegistryStore.push_blob", ours_push),
-            ("push: curl POST + PUT", curl_push),
-        ]
-        push_samples: dict[str, list[Sample]] = {name: [] for name, _ in push_contenders}
-        for round_number in range(args.repeat):
-            for name, command in in_turn(push_contenders, round_number):
-                path = workdir / "upload.bin"
-                digest = fresh_file(base, path)
-                repository = f"bench/{'ours' if 'Registry' in name else 'curl'}"
-                sample = run_child(command(path, digest, repository), workdir)
-                push_samples[name].append(sample)
-                print(
-                    f"  round {round_number + 1} {name}: {sample.seconds:.2f} s, "
-                    f"{sample.peak_rss_mb:.0f} MB",
-                    flush=True,
-                )
-                path.unlink()
-                # Keep the disk from filling up: a fresh, empty storage for the next upload.
-                registry.stop()
-                shutil.rmtree(registry.storage)
-                registry.storage.mkdir()
-                registry.start()
+    def oras(self, _round: int) -> Child:
+        reference = f"{self.registry.host}/oras/{stem(PROJECT)}:{self.version()}"
+        return Child(
+            [
+                sys.executable,
+                str(HERE / "children.py"),
+                "oras-push",
+                self.registry.host,
+                reference,
+                str(self.wheel),
+            ]
+        )
 
-        # One blob to download, pushed with curl (so the reading side is all that differs).
-        digest = fresh_file(base, workdir / "download-source.bin")
-        run_child(curl_push(workdir / "download-source.bin", digest, "bench/pull"), workdir)
-        (workdir / "download-source.bin").unlink()
-        blob_url = f"{registry.url}/v2/bench/pull/blobs/{digest}"
-        out = workdir / "out.bin"
 
-        def ours_download() -> list[str]:
-            return [
-                *me,
-                "--child",
+class _Downloads:
+    """Each download contender's command, and a check of what it wrote."""
+
+    def __init__(self, workdir: Path, registry: RunningRegistry, report: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.registry = registry
+        self.out = workdir / "out"
+        self.cache = workdir / "cache"
+        self.filename = report["filename"]
+        self.version = report["reference"].rsplit(":", 1)[1]
+        self.digest = "sha256:" + report["sha256"]
+        self.size = int(report["size"])
+        self.manifest = report["manifest"]
+        self.repository = f"dl/{stem(PROJECT)}"
+
+    def before(self, _name: str, _round: int) -> None:
+        self.out.mkdir()
+
+    def after(self, name: str, _round: int) -> None:
+        files = [p for p in self.out.rglob("*") if p.is_file()]
+        biggest = max((p.stat().st_size for p in files), default=0)
+        if biggest != self.size:
+            raise SystemExit(f"{name} wrote {biggest} bytes, not {self.size}")
+        shutil.rmtree(self.out)
+        shutil.rmtree(self.cache, ignore_errors=True)
+        _settle()
+
+    def ours(self, _round: int) -> Child:
+        return Child(
+            [
+                *ours(),
                 "download",
-                "--host",
-                registry.host,
-                "--repository",
-                "bench/pull",
-                "--file",
-                str(out),
-                "--digest",
-                digest,
-                "--size",
-                str(size),
+                "-r",
+                f"{self.registry.host}/dl",
+                "-d",
+                str(self.out),
+                f"{PROJECT}=={self.version}",
+            ],
+            env={"SETUPTOOLS_GHCR_CACHE_DIR": str(self.cache)},
+        )
+
+    def curl(self, _round: int) -> Child:
+        url = f"{self.registry.url}/v2/{self.repository}/blobs/{self.digest}"
+        return Child(["curl", "-sS", "-f", "-o", str(self.out / self.filename), url])
+
+    def skopeo(self, _round: int) -> Child:
+        return Child(
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                f"docker://{self.registry.host}/{self.repository}:{self.version}",
+                f"oci:{self.out / 'layout'}:{self.version}",
             ]
+        )
 
-        def curl_download() -> list[str]:
-            return ["curl", "-sS", "-f", "-o", str(out), blob_url]
+    def oras(self, _round: int) -> Child:
+        reference = f"{self.registry.host}/{self.repository}@{self.manifest}"
+        return Child(
+            [
+                sys.executable,
+                str(HERE / "children.py"),
+                "oras-pull",
+                self.registry.host,
+                reference,
+                str(self.out),
+            ]
+        )
 
-        pull_contenders: list[tuple[str, Callable[[], list[str]]]] = [
-            ("pull: RegistryStore.download_blob", ours_download),
-            ("pull: curl GET -o file", curl_download),
-        ]
-        pull_samples: dict[str, list[Sample]] = {name: [] for name, _ in pull_contenders}
-        for round_number in range(args.repeat):
-            for name, pull_command in in_turn(pull_contenders, round_number):
-                sample = run_child(pull_command(), workdir)
-                if out.stat().st_size != size:
-                    raise SystemExit(f"{name} wrote {out.stat().st_size} bytes, not {size}")
-                out.unlink()
-                pull_samples[name].append(sample)
-                print(
-                    f"  round {round_number + 1} {name}: {sample.seconds:.2f} s, "
-                    f"{sample.peak_rss_mb:.0f} MB",
-                    flush=True,
-                )
 
-        print()
-        print(f"{args.size_mib} MiB blob, medians of {args.repeat}, local docker-registry:")
-        push_names = [name for name, _ in push_contenders]
-        pull_names = [name for name, _ in pull_contenders]
-        print(
-            table(
+def _mib(size: int) -> str:
+    return f"{size >> 30} GiB" if size % (1 << 30) == 0 else f"{size >> 20} MiB"
+
+
+def _ours_only(
+    workdir: Path, registry: RunningRegistry, size: int, rounds: int
+) -> tuple[Stats, Stats]:
+    """Our push and download of a wheel of ``size`` bytes (for the footprint comparison)."""
+    wheels = BigWheels(workdir / f"wheels-{size}", PROJECT, size)
+    try:
+        pushes = _Pushes(workdir, registry, wheels)
+        push = measure(
+            [(PUSH_OURS, pushes.ours)],
+            rounds,
+            workdir,
+            before=pushes.before,
+            after=pushes.after,
+        )[PUSH_OURS]
+        wheel = wheels.fresh()
+        report = _push_json(registry, f"{registry.host}/dl", wheel)
+        shutil.rmtree(wheel.parent)
+        downloads = _Downloads(workdir, registry, report)
+        download = measure(
+            [(PULL_OURS, downloads.ours)],
+            rounds,
+            workdir,
+            before=downloads.before,
+            after=downloads.after,
+        )[PULL_OURS]
+        reset_storage(registry)
+    finally:
+        wheels.close()
+    return push, download
+
+
+def run(workdir: Path, size: int, rounds: int, small_size: int | None) -> list[Outcome]:
+    """Push and download of a ``size``-byte wheel, and the footprint at ``small_size``."""
+    registry = logged_registry("plain", workdir / "registry")
+    outcomes: list[Outcome] = []
+    try:
+        load_before = load_average()
+        wheels = BigWheels(workdir / "wheels", PROJECT, size)
+        try:
+            pushes = _Pushes(workdir, registry, wheels)
+            print(f"  push of a {_mib(size)} wheel", flush=True)
+            pushed = measure(
                 [
-                    (push_names[0], push_samples[push_names[0]], push_samples[push_names[1]]),
-                    (push_names[1], push_samples[push_names[1]], None),
-                    (pull_names[0], pull_samples[pull_names[0]], pull_samples[pull_names[1]]),
-                    (pull_names[1], pull_samples[pull_names[1]], None),
-                ]
+                    (PUSH_OURS, pushes.ours),
+                    (PUSH_CURL, pushes.curl),
+                    (PUSH_SKOPEO, pushes.skopeo),
+                    (PUSH_ORAS, pushes.oras),
+                ],
+                rounds,
+                workdir,
+                before=pushes.before,
+                after=pushes.after,
+            )
+            push_outcome = Outcome(
+                f"Push of a {_mib(size)} wheel",
+                (
+                    Row(PUSH_OURS, pushed[PUSH_OURS], PUSH_CURL, "validates, hashes, uploads"),
+                    Row(PUSH_CURL, pushed[PUSH_CURL], None, "digest computed beforehand"),
+                    Row(PUSH_SKOPEO, pushed[PUSH_SKOPEO], PUSH_CURL, "digests already known"),
+                    Row(PUSH_ORAS, pushed[PUSH_ORAS], PUSH_CURL, "reads the file into memory"),
+                ),
+                notes=(f"{rounds} rounds.",),
+                load=(load_before, load_average()),
+            )
+            ratio = push_outcome.ratio(push_outcome.rows[0]) or 0.0
+            outcomes.append(
+                _with_checks(
+                    push_outcome,
+                    [Check(f"push {_mib(size)} <= 1.10 x curl", f"{ratio:.2f} x", ratio <= 1.10)],
+                )
+            )
+
+            print(f"  download of a {_mib(size)} wheel", flush=True)
+            load_before = load_average()
+            wheel = wheels.fresh()
+            report = _push_json(registry, f"{registry.host}/dl", wheel)
+            shutil.rmtree(wheel.parent)
+        finally:
+            wheels.close()
+        downloads = _Downloads(workdir, registry, report)
+        # Downloads are short, so a stray second of other work weighs more: more rounds.
+        pull_rounds = max(rounds, 5)
+        pulled = measure(
+            [
+                (PULL_OURS, downloads.ours),
+                (PULL_CURL, downloads.curl),
+                (PULL_SKOPEO, downloads.skopeo),
+                (PULL_ORAS, downloads.oras),
+            ],
+            pull_rounds,
+            workdir,
+            before=downloads.before,
+            after=downloads.after,
+        )
+        reset_storage(registry)
+        pull_outcome = Outcome(
+            f"Download of a {_mib(size)} wheel",
+            (
+                Row(PULL_OURS, pulled[PULL_OURS], PULL_CURL, "resolves, verifies, caches"),
+                Row(PULL_CURL, pulled[PULL_CURL], None, "blob URL known beforehand"),
+                Row(PULL_SKOPEO, pulled[PULL_SKOPEO], PULL_CURL),
+                Row(PULL_ORAS, pulled[PULL_ORAS], PULL_CURL),
+            ),
+            notes=(f"{pull_rounds} rounds.",),
+            load=(load_before, load_average()),
+        )
+        ratio = pull_outcome.ratio(pull_outcome.rows[0]) or 0.0
+        outcomes.append(
+            _with_checks(
+                pull_outcome,
+                [Check(f"download {_mib(size)} <= 1.3 x curl", f"{ratio:.2f} x", ratio <= 1.3)],
             )
         )
+
+        if small_size is not None and small_size != size:
+            print(f"  footprint: our push and download of a {_mib(small_size)} wheel", flush=True)
+            load_before = load_average()
+            small_push, small_pull = _ours_only(workdir, registry, small_size, rounds)
+            big_push, big_pull = pushed[PUSH_OURS], pulled[PULL_OURS]
+            rows = (
+                Row(f"push {_mib(small_size)}", small_push),
+                Row(f"push {_mib(size)}", big_push),
+                Row(f"download {_mib(small_size)}", small_pull),
+                Row(f"download {_mib(size)}", big_pull),
+            )
+            peak = max(s.peak_rss_mb for s in (small_push, big_push, small_pull, big_pull))
+            push_growth = big_push.peak_rss_mb - small_push.peak_rss_mb
+            pull_growth = big_pull.peak_rss_mb - small_pull.peak_rss_mb
+            outcomes.append(
+                Outcome(
+                    "Peak RSS of setuptools-ghcr by file size",
+                    rows,
+                    (
+                        Check(
+                            "peak RSS of push and download <= 80 MB", f"{peak:.0f} MB", peak <= 80
+                        ),
+                        Check(
+                            f"RSS at {_mib(small_size)} and {_mib(size)} within 10 MB",
+                            f"push {push_growth:+.0f} MB, download {pull_growth:+.0f} MB",
+                            abs(push_growth) <= 10 and abs(pull_growth) <= 10,
+                        ),
+                    ),
+                    load=(load_before, load_average()),
+                )
+            )
     finally:
         registry.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return outcomes
 
 
-if __name__ == "__main__":
-    main()
+def _with_checks(outcome: Outcome, checks: list[Check]) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, checks=tuple(checks))

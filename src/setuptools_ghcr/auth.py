@@ -52,8 +52,6 @@ HELPER_TIMEOUT = 20.0
 DEFAULT_TOKEN_LIFETIME = 60.0
 #: Renew a little early, so that a token does not expire between check and use.
 TOKEN_EXPIRY_MARGIN = 10.0
-#: The part of a token answer this client is willing to parse.
-MAX_TOKEN_RESPONSE = 1 << 20
 
 _HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -454,11 +452,6 @@ class TokenCache:
         with self._lock:
             self._tokens.pop(key, None)
 
-    def values(self) -> list[str]:
-        """Every token held, so that error messages can be scrubbed of them."""
-        with self._lock:
-            return [token.value for token in self._tokens.values()]
-
 
 # --------------------------------------------------------------------------- redaction
 
@@ -497,14 +490,19 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = {secret for secret in secrets if len(secret) >= 3}
+        # Upload threads add tokens while others format errors.
+        self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
         if len(secret) >= 3:
-            self._secrets.add(secret)
+            with self._lock:
+                self._secrets.add(secret)
 
     def __call__(self, text: str) -> str:
         # Longest first, so that a secret containing another is hidden whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
             text = text.replace(secret, "***")
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(_mask, text)

@@ -6,6 +6,11 @@ same folder, renamed into place once verified) and are verified again on every u
 damaged or tampered entry is dropped and fetched anew rather than handed out. Concurrent
 processes may fill the same entry: each writes its own temporary file, and the rename of
 identical, verified content is atomic, so whoever wins, readers see a whole blob.
+
+Where the file system allows, a file handed out (:meth:`BlobCache.place`) is a hard link to
+its entry rather than a copy: a big download is then written once, not twice. The two names
+are one file, so a later change through either is a change to the entry, which the next use
+catches (and fetches the blob again).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
-from setuptools_ghcr.oci import Descriptor, Digest
+from setuptools_ghcr.oci import Descriptor, Digest, page_buffer
 from setuptools_ghcr.store import ProgressCallback, Store
 
 __all__ = ["CACHE_DIR_ENV", "BlobCache", "default_cache_root"]
@@ -128,6 +133,53 @@ class BlobCache:
                 return False
         return True
 
+    def place(
+        self, digest: Digest, size: int | None, destination: Path, *, just_verified: bool = False
+    ) -> bool:
+        """Put an entry at ``destination`` atomically: a hard link where possible, else a copy.
+
+        The entry is hashed on the way unless ``just_verified`` (fetched and verified by this
+        process a moment ago). False (nothing written) when the entry is absent or damaged;
+        a damaged entry is dropped so the next :meth:`fetch` downloads it again.
+        """
+        temp = destination.parent / f".{destination.name}.{secrets.token_hex(6)}.part"
+        try:
+            os.link(self.path(digest), temp, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            # Another file system, a file system without links, or too many links: copy.
+            logger.debug("cannot link the cache entry of %s (%s); copying it", digest, error)
+            return self.copy_to(digest, size, destination)
+        try:
+            try:
+                fd = os.open(temp, _READ_FLAGS)
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                fd = None  # the entry is a symbolic link: never handed out
+            if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+                if fd is not None:
+                    os.close(fd)
+                logger.warning("ignoring cache entry %s: not a regular file", digest)
+                temp.unlink()
+                return False
+            with os.fdopen(fd, "rb") as source:
+                if not just_verified and not _intact(source, digest, size):
+                    temp.unlink()
+                    self._drop(digest, source)
+                    return False
+            os.replace(temp, destination)
+            # When ``destination`` already is a link to the entry (another process placed it),
+            # rename() leaves both names as they were: the temporary one must go.
+            with suppress(FileNotFoundError):
+                temp.unlink()
+        except BaseException:
+            with suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        return True
+
     def copy_to(self, digest: Digest, size: int | None, destination: Path) -> bool:
         """Copy an entry to ``destination`` atomically, verifying while copying.
 
@@ -180,6 +232,20 @@ class BlobCache:
             now, was = os.lstat(path), os.fstat(opened.fileno())
             if (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
                 path.unlink()
+
+
+def _intact(source: BinaryIO, digest: Digest, size: int | None) -> bool:
+    """Whether an open entry hashes to ``digest`` (and has ``size`` bytes); logs when not."""
+    writer = digest.hasher()
+    view = memoryview(page_buffer(_CHUNK_SIZE))
+    while count := source.readinto(view):  # type: ignore[attr-defined]
+        writer.update(view[:count])
+    try:
+        writer.verify(digest, size, f"cached blob {digest}")
+    except DigestMismatchError as error:
+        logger.warning("dropping a damaged cache entry: %s", error)
+        return False
+    return True
 
 
 def _copy_hashing(source: BinaryIO, out: BinaryIO, digest: Digest, size: int | None) -> None:

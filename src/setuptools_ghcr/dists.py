@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -36,8 +36,10 @@ __all__ = [
     "MetadataFields",
     "parse_filename",
     "parse_metadata",
+    "ScannedDistribution",
     "read_core_metadata",
     "read_distribution",
+    "scan_distribution",
 ]
 
 #: Core metadata beyond this is refused: real files are a few KiB, README included.
@@ -248,11 +250,64 @@ def read_core_metadata(path: Path, filename: str) -> bytes:
         raise InvalidDistributionError(str(error).replace(path.name, filename)) from error
 
 
-def read_distribution(path: Path) -> Distribution:
-    """Validate a built sdist or wheel and read what publishing needs from it.
+@dataclass(frozen=True)
+class ScannedDistribution:
+    """A local sdist or wheel whose name and metadata are checked, not yet its bytes.
 
-    The file name, the metadata inside and (for wheels) the archive must agree; anything
-    else raises :class:`InvalidDistributionError` with one line naming the file.
+    :func:`read_distribution` also reads the whole archive and hashes it. Publishing a big
+    file starts from this instead, so that both happen while the file uploads (one read of
+    the file rather than three before the first byte goes out).
+    """
+
+    path: Path
+    filename: str
+    project: NormalizedName
+    version: Version
+    kind: DistKind
+    tags: frozenset[Tag]
+    metadata: bytes
+    fields: MetadataFields
+    size: int
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+    def check_archive(self) -> None:
+        """Read the archive to its end: InvalidDistributionError if it is truncated or corrupt."""
+        _check_whole(self.path, self.kind)
+
+    def hashed(self) -> Distribution:
+        """This file with its digest (the archive itself unchecked)."""
+        with self.open() as stream:
+            sha256 = hash_file(stream)
+            size = stream.tell()
+        return self.with_digest(sha256, size)
+
+    def validated(self) -> Distribution:
+        """This file checked to its end and hashed, as :func:`read_distribution` gives it."""
+        self.check_archive()
+        return self.hashed()
+
+    def with_digest(self, sha256: Digest, size: int | None = None) -> Distribution:
+        """This file as a :class:`Distribution` with a digest computed elsewhere."""
+        return Distribution(
+            path=self.path,
+            filename=self.filename,
+            project=self.project,
+            version=self.version,
+            kind=self.kind,
+            tags=self.tags,
+            metadata=self.metadata,
+            fields=self.fields,
+            size=self.size if size is None else size,
+            sha256=sha256,
+        )
+
+
+def scan_distribution(path: Path) -> ScannedDistribution:
+    """Check a built sdist or wheel's name and core metadata, which must agree.
+
+    Anything wrong raises :class:`InvalidDistributionError` with one line naming the file.
     """
     filename = path.name
     name, version, kind, tags = parse_filename(filename)
@@ -278,11 +333,7 @@ def read_distribution(path: Path) -> Distribution:
         raise InvalidDistributionError(
             f"{filename}: metadata says version {fields.version}, the file name {version}"
         )
-    _check_whole(path, kind)
-    with path.open("rb") as stream:
-        sha256 = hash_file(stream)
-        size = stream.tell()
-    return Distribution(
+    return ScannedDistribution(
         path=path,
         filename=filename,
         project=name,
@@ -291,6 +342,15 @@ def read_distribution(path: Path) -> Distribution:
         tags=tags,
         metadata=metadata,
         fields=fields,
-        size=size,
-        sha256=sha256,
+        size=path.stat().st_size,
     )
+
+
+def read_distribution(path: Path) -> Distribution:
+    """Validate a built sdist or wheel and read what publishing needs from it.
+
+    The file name, the metadata inside and (for wheels) the archive must agree, and the
+    archive must read to its end; anything else raises :class:`InvalidDistributionError`
+    with one line naming the file.
+    """
+    return scan_distribution(path).validated()

@@ -430,12 +430,15 @@ class Resolver:
         size = entry.size
         from_cache = digest is not None and self._cache.has(digest)
         for _attempt in range(2):
+            fetched = False
             if digest is None or not self._cache.has(digest):
                 layer = self.layer(entry)
                 digest, size = layer.digest, layer.size
                 callback = self._progress(entry.filename, size) if self._progress else None
                 self._cache.fetch(self.store(entry.project), layer, callback)
-            if self._cache.copy_to(digest, size, path):
+                fetched = True
+            # A blob fetched just now was verified as it arrived: it is not hashed again.
+            if self._cache.place(digest, size, path, just_verified=fetched):
                 return Downloaded(selected, path, from_cache)
             from_cache = False
         raise DigestMismatchError(

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qs, quote, urljoin
@@ -127,6 +127,16 @@ class _Project:
     page: ProjectPage
     #: Files by (tag, filename).
     files: Mapping[tuple[str, str], FileEntry]
+    #: The page rendered, by content type: rendering hundreds of files costs more than
+    #: serving them, and a page is asked for again and again while it is cached.
+    bodies: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def body(self, content_type: str) -> bytes:
+        found = self.bodies.get(content_type)
+        if found is None:
+            # Two threads may render the same page at once; both get the same bytes.
+            found = self.bodies[content_type] = render_project(self.page, content_type)
+        return found
 
 
 class _TTLCache(Generic[T]):
@@ -340,7 +350,7 @@ class IndexApp:
         project = self._pages.get(name, lambda: self._load_project(name))
         if project is None:
             raise _HTTPError("404 Not Found", f"no project {name} in this index")
-        body = render_project(project.page, content_type)
+        body = project.body(content_type)
         return "200 OK", _page_headers(content_type, body), [body]
 
     def _open(self, name: str) -> Store | None:

@@ -24,7 +24,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
@@ -45,12 +45,14 @@ from setuptools_ghcr.oci import (
     OCI_MANIFEST,
     Descriptor,
     Digest,
+    DigestWriter,
     Index,
     Manifest,
     canonical_json,
     is_valid_repository,
     is_valid_tag,
     media_type_of,
+    page_buffer,
     parse_json_document,
     verified_chunks,
 )
@@ -178,6 +180,39 @@ class LayoutStore:
                 return
             with blob.open() as source:
                 self._ingest(source, descriptor, folder, progress)
+
+    def push_stream(
+        self,
+        open_source: Callable[[], BinaryIO],
+        size: int,
+        progress: ProgressCallback | None = None,
+        before_commit: Callable[[Digest], None] | None = None,
+    ) -> Digest:
+        """Copy a blob in under a temporary name while hashing it, then rename it to its digest."""
+        what = f"a blob of {size} bytes for {self.location}"
+        self._ensure_layout()
+        with self._writable_blob_folder("sha256") as folder:
+            temp = f".tmp-{secrets.token_hex(8)}"
+            fd = os.open(temp, _CREATE_FLAGS, _FILE_MODE, dir_fd=folder)
+            try:
+                writer = DigestWriter()
+                with os.fdopen(fd, "wb") as out, open_source() as source:
+                    _copy_hashing(source, out, writer, limit=size, what=what, progress=progress)
+                if writer.size != size:
+                    raise DigestMismatchError(f"{what}: the source ended after {writer.size} bytes")
+                digest = writer.digest()
+                if before_commit is not None:
+                    before_commit(digest)
+                if _is_regular_at(folder, digest.hex):
+                    os.unlink(temp, dir_fd=folder)  # the same bytes are there already
+                else:
+                    os.replace(temp, digest.hex, src_dir_fd=folder, dst_dir_fd=folder)
+            except BaseException:
+                with suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=folder)
+                raise
+            os.fsync(folder)
+        return digest
 
     def mount_blob(self, digest: Digest, source_repository: str) -> bool:
         """Take a blob from the sibling layout ``../<source_repository>`` (same ``oci:`` root).
@@ -666,7 +701,23 @@ def _copy_verified(
 ) -> None:
     """Copy while hashing; fail as soon as there are too many bytes; flush to disk at the end."""
     writer = expected.digest.hasher()
-    buffer = memoryview(bytearray(_CHUNK_SIZE))
+    _copy_hashing(source, out, writer, limit=expected.size, what=what, progress=progress)
+    writer.verify(expected.digest, expected.size, what)
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _copy_hashing(
+    source: BinaryIO,
+    out: BinaryIO,
+    writer: DigestWriter,
+    *,
+    limit: int,
+    what: str,
+    progress: ProgressCallback | None,
+) -> None:
+    """Copy ``source`` to its end through ``writer``; fail beyond ``limit`` bytes; fsync."""
+    buffer = memoryview(page_buffer(_CHUNK_SIZE))
     readinto = getattr(source, "readinto", None)
     while True:
         if readinto is not None:
@@ -679,11 +730,10 @@ def _copy_verified(
             break
         chunk = buffer[:count]
         writer.update(chunk)
-        if writer.size > expected.size:
-            raise DigestMismatchError(f"{what}: more than the expected {expected.size} bytes")
+        if writer.size > limit:
+            raise DigestMismatchError(f"{what}: more than the expected {limit} bytes")
         out.write(chunk)
         if progress is not None:
             progress(count)
-    writer.verify(expected.digest, expected.size, what)
     out.flush()
     os.fsync(out.fileno())

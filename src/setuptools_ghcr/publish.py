@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -36,10 +38,15 @@ from setuptools_ghcr.artifact import (
     version_to_tag,
 )
 from setuptools_ghcr.catalog import read_index
-from setuptools_ghcr.dists import Distribution
-from setuptools_ghcr.errors import ConflictError, GhcrError, InvalidReferenceError
-from setuptools_ghcr.oci import Descriptor, Index
-from setuptools_ghcr.store import BytesBlob, FileBlob, ProgressFactory, Store
+from setuptools_ghcr.dists import Distribution, ScannedDistribution
+from setuptools_ghcr.errors import (
+    ConflictError,
+    GhcrError,
+    InvalidDistributionError,
+    InvalidReferenceError,
+)
+from setuptools_ghcr.oci import Descriptor, Digest, DigestWriter, Index, page_buffer
+from setuptools_ghcr.store import BytesBlob, FileBlob, ProgressCallback, ProgressFactory, Store
 
 __all__ = ["FileResult", "PushOptions", "publish"]
 
@@ -54,6 +61,13 @@ MANIFEST_ATTEMPTS = 3
 #: Bounds of the pause before a registry index that lists our files is checked a second time.
 SETTLE_MIN = 0.25
 SETTLE_MAX = 2.0
+#: Files at least this big are hashed and checked while they upload rather than before:
+#: reading a big file three times over (check, hash, send) would cost more than sending it.
+STREAM_FROM = 32 << 20
+_HASH_CHUNK = 4 << 20
+
+#: A file to publish: validated and hashed, or only scanned (see ``PushOptions.stream_from``).
+LocalFile = Distribution | ScannedDistribution
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,9 @@ class PushOptions:
     skip_existing: bool = False
     created: str | None = None
     workers: int = 4
+    #: Scanned files this big or bigger stream (see :data:`STREAM_FROM`); smaller ones are
+    #: checked and hashed before anything is sent.
+    stream_from: int = STREAM_FROM
 
 
 @dataclass(frozen=True)
@@ -88,20 +105,38 @@ class FileResult:
 
 @dataclass(frozen=True)
 class _Planned:
-    dist: Distribution
+    dist: LocalFile
     status: Status
     manifest: Descriptor | None = None
 
 
+def _prepare(dists: Sequence[LocalFile], stream_from: int) -> list[LocalFile]:
+    """Check and hash what will not stream: small files, and any file name given twice."""
+    names = Counter(dist.filename for dist in dists)
+    return [
+        dist.validated()
+        if isinstance(dist, ScannedDistribution)
+        and (dist.size < stream_from or names[dist.filename] > 1)
+        else dist
+        for dist in dists
+    ]
+
+
+def _known_digest(dist: LocalFile) -> Digest | None:
+    return dist.sha256 if isinstance(dist, Distribution) else None
+
+
 def _group(
-    dists: Sequence[Distribution],
-) -> dict[tuple[NormalizedName, Version], list[Distribution]]:
-    groups: dict[tuple[NormalizedName, Version], list[Distribution]] = {}
+    dists: Sequence[LocalFile],
+) -> dict[tuple[NormalizedName, Version], list[LocalFile]]:
+    groups: dict[tuple[NormalizedName, Version], list[LocalFile]] = {}
     for dist in dists:
         group = groups.setdefault((dist.project, dist.version), [])
         if any(other.filename == dist.filename for other in group):
-            if all(
-                other.sha256 == dist.sha256 for other in group if other.filename == dist.filename
+            # _prepare hashed every file whose name comes twice.
+            mine = _known_digest(dist)
+            if mine is not None and all(
+                _known_digest(other) == mine for other in group if other.filename == dist.filename
             ):
                 continue
             raise ConflictError(f"{dist.filename} is given twice with different contents")
@@ -109,10 +144,32 @@ def _group(
     return groups
 
 
-def _plan(
-    index: Index | None, dists: Sequence[Distribution], skip_existing: bool
-) -> list[_Planned]:
-    """Decide each file's fate before anything is sent, so a refusal publishes nothing."""
+def _hashed(scanned: ScannedDistribution) -> Distribution:
+    """The file with its digest, reading the next chunk on another thread while hashing one.
+
+    File reads and hashlib both release the GIL, so copying out of the page cache costs no
+    time on top of the hashing, which is then the whole cost of comparing a file already
+    published (a re-push).
+    """
+    writer = DigestWriter()
+    views = [memoryview(page_buffer(_HASH_CHUNK)) for _ in range(2)]
+    with scanned.open() as stream, ThreadPoolExecutor(1, "hash-read") as reader:
+        read: Callable[[memoryview], int] = stream.readinto  # type: ignore[attr-defined]
+        turn = 0
+        pending = reader.submit(read, views[turn])
+        while count := pending.result():
+            current = views[turn]
+            turn ^= 1
+            pending = reader.submit(read, views[turn])
+            writer.update(current[:count])
+    return scanned.with_digest(writer.digest(), writer.size)
+
+
+def _plan(index: Index | None, dists: Sequence[LocalFile], skip_existing: bool) -> list[_Planned]:
+    """Decide each file's fate before anything is sent, so a refusal publishes nothing.
+
+    A file already listed is hashed to compare it; one not listed yet needs no digest here.
+    """
     published: dict[str, FileEntry] = {}
     if index is not None and dists:
         # file_entries also names the files of entries that PyOCI wrote.
@@ -123,7 +180,11 @@ def _plan(
         entry = published.get(dist.filename)
         if entry is None:
             plans.append(_Planned(dist, "uploaded"))
-        elif entry.sha256 == dist.sha256:
+            continue
+        if isinstance(dist, ScannedDistribution):
+            # Nothing of it will be sent, whatever the comparison says: no archive check.
+            dist = _hashed(dist)  # noqa: PLW2901
+        if entry.sha256 == dist.sha256:
             plans.append(_Planned(dist, "exists", entry.manifest))
         elif skip_existing:
             plans.append(_Planned(dist, "skipped", entry.manifest))
@@ -137,21 +198,57 @@ def _plan(
     return plans
 
 
+def _file_identity(path: os.PathLike[str]) -> tuple[int, int, int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev
+
+
+def _stream_layer(
+    store: Store, scanned: ScannedDistribution, progress: ProgressCallback | None
+) -> Distribution:
+    """Upload a file while hashing it, its archive checked meanwhile on another thread.
+
+    The upload is committed only once the check passed and the file is the one scanned and
+    unchanged, so a corrupt or truncated file is never stored; the digest is that of the
+    bytes sent, which the store checks on commit.
+    """
+    before = _file_identity(scanned.path)
+    if before[0] != scanned.size:
+        raise InvalidDistributionError(f"{scanned.filename} changed since it was read")
+    with ThreadPoolExecutor(1, thread_name_prefix="archive-check") as checker:
+        checked = checker.submit(scanned.check_archive)
+
+        def commit(_digest: Digest) -> None:
+            checked.result()
+            if _file_identity(scanned.path) != before:
+                raise InvalidDistributionError(
+                    f"{scanned.filename} changed while it was uploading; push it again"
+                )
+
+        digest = store.push_stream(scanned.open, scanned.size, progress, commit)
+    return scanned.with_digest(digest)
+
+
 def _push_file(
     store: Store,
-    dist: Distribution,
+    local: LocalFile,
     options: PushOptions,
     created: str,
     progress: ProgressFactory | None,
-) -> Descriptor:
-    """Upload one file's blobs and manifest; returns its index entry."""
-    layer = FileBlob(dist.path, file_layer(dist))
+) -> tuple[Distribution, Descriptor]:
+    """Upload one file's blobs and manifest; returns the file, hashed, and its index entry."""
+    callback = progress(local.filename, local.size) if progress is not None else None
+    if isinstance(local, ScannedDistribution):
+        dist = _stream_layer(store, local, callback)
+        layer = FileBlob(dist.path, file_layer(dist))
+    else:
+        dist = local
+        layer = FileBlob(dist.path, file_layer(dist))
+        if not store.blob_exists(layer.descriptor.digest):
+            store.push_blob(layer, callback)
+        elif callback is not None:
+            callback(dist.size)
     config = BytesBlob(dist.metadata, METADATA_MEDIA_TYPE)
-    callback = progress(dist.filename, dist.size) if progress is not None else None
-    if not store.blob_exists(layer.descriptor.digest):
-        store.push_blob(layer, callback)
-    elif callback is not None:
-        callback(dist.size)
     if not store.blob_exists(config.descriptor.digest):
         store.push_blob(config)
     manifest = file_manifest(
@@ -172,7 +269,7 @@ def _push_file(
             for blob in (layer, config):
                 if not store.blob_exists(blob.descriptor.digest):
                     store.push_blob(blob)
-    return index_entry(dist, manifest, created=created)
+    return dist, index_entry(dist, manifest, created=created)
 
 
 def _listed(index: Index | None, entries: Sequence[Descriptor]) -> bool:
@@ -208,8 +305,10 @@ def _merge(
                 store.put_manifest(merged.raw, merged.media_type, tag)
         # About how long a concurrent writer's read-modify-write takes under today's load.
         window = time.monotonic() - started
-        # Let a concurrent writer's read-modify-write finish before we check.
-        time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 4))  # noqa: S311
+        if attempt:
+            # Someone else's merge overwrote ours: let it finish, and do not collide again.
+            # (A first check needs no pause: the settling look below comes after one.)
+            time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 4))  # noqa: S311
         landed = read_index(store, tag)
         if _listed(landed, entries) and not locked:
             # Seen once is not enough: a writer that read the index before ours landed may
@@ -230,11 +329,15 @@ def _merge(
 
 def publish(
     open_store: Callable[[str], Store],
-    dists: Sequence[Distribution],
+    dists: Sequence[LocalFile],
     options: PushOptions | None = None,
     progress: ProgressFactory | None = None,
 ) -> list[FileResult]:
-    """Publish ``dists``; returns a result per file in the order given (duplicates folded)."""
+    """Publish ``dists``; returns a result per file in the order given (duplicates folded).
+
+    Files given as :class:`ScannedDistribution` of at least ``options.stream_from`` bytes
+    are hashed and checked while they upload; all others before anything is sent.
+    """
     options = options or PushOptions()
     for tag in options.extra_tags:
         problem = extra_tag_problem(tag)
@@ -242,7 +345,7 @@ def publish(
             raise InvalidReferenceError(f"extra tag {problem}")
     created = options.created or utc_timestamp()
     results: dict[str, FileResult] = {}
-    groups = _group(dists)
+    groups = _group(_prepare(dists, options.stream_from))
     stores = {project: open_store(project) for project, _ in groups}
     # Refuse conflicts of every group before the first byte goes out.
     plans = {
@@ -256,13 +359,12 @@ def publish(
         if plan.status == "uploaded"
     ]
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        entries = list(
-            pool.map(
-                lambda item: _push_file(stores[item[0]], item[1], options, created, progress),
-                uploads,
-            )
+        pushed = pool.map(
+            lambda item: _push_file(stores[item[0]], item[1], options, created, progress),
+            uploads,
         )
-        by_name = {dist.filename: entry for (_, dist), entry in zip(uploads, entries, strict=True)}
+        done = {dist.filename: (dist, entry) for dist, entry in pushed}
+        by_name = {name: entry for name, (_dist, entry) in done.items()}
 
         def record(key: tuple[NormalizedName, Version]) -> None:
             project, version = key
@@ -282,13 +384,15 @@ def publish(
     for (project, version), group_plans in plans.items():
         for plan in group_plans:
             entry = by_name.get(plan.dist.filename) or plan.manifest
+            dist = done[plan.dist.filename][0] if plan.dist.filename in done else plan.dist
+            assert isinstance(dist, Distribution)  # uploaded files were hashed, others planned
             results[plan.dist.filename] = FileResult(
-                filename=plan.dist.filename,
+                filename=dist.filename,
                 project=project,
                 version=version,
                 status=plan.status,
-                sha256=plan.dist.sha256.hex,
-                size=plan.dist.size,
+                sha256=dist.sha256.hex,
+                size=dist.size,
                 location=stores[project].location,
                 manifest=str(entry.digest) if entry is not None else None,
             )

@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import json
 import logging
+import mmap
 import os
 import queue
 import random
@@ -61,8 +62,10 @@ from setuptools_ghcr.oci import (
     MAX_MANIFEST_SIZE,
     Descriptor,
     Digest,
+    DigestWriter,
     is_valid_tag,
     media_type_of,
+    page_buffer,
     verified_chunks,
 )
 from setuptools_ghcr.store import BlobSource, ProgressCallback, RawManifest
@@ -91,7 +94,6 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_RETRIES = 4
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_Body = bytes | BlobSource | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,26 @@ class _NoNetrc(requests.auth.AuthBase):
 _NO_NETRC = _NoNetrc()
 
 
+class _HashedStream:
+    """A request body of known length whose digest is computed as it is sent.
+
+    Each send opens the source afresh and starts a new hash (a body refused with a 401 is
+    sent again), so :attr:`hasher` always holds what the last send read.
+    """
+
+    def __init__(self, open_source: Callable[[], BinaryIO], size: int) -> None:
+        self._open = open_source
+        self.size = size
+        self.hasher = DigestWriter()
+
+    def start(self) -> BinaryIO:
+        self.hasher = DigestWriter()
+        return self._open()
+
+
+_Body = bytes | BlobSource | _HashedStream | None
+
+
 class _UploadBody:
     """A request body of known length read from a stream in big chunks, counting progress.
 
@@ -132,14 +154,20 @@ class _UploadBody:
     """
 
     def __init__(
-        self, stream: BinaryIO, size: int, progress: ProgressCallback | None, what: str
+        self,
+        stream: BinaryIO,
+        size: int,
+        progress: ProgressCallback | None,
+        what: str,
+        hasher: DigestWriter | None = None,
     ) -> None:
         self._stream = stream
         self._size = size
         self._left = size
         self._progress = progress
         self._what = what
-        self._view = memoryview(bytearray(min(CHUNK_SIZE, size)))
+        self._hasher = hasher
+        self._view = memoryview(page_buffer(min(CHUNK_SIZE, size)))[: min(CHUNK_SIZE, size)]
 
     def __len__(self) -> int:
         return self._size
@@ -160,6 +188,10 @@ class _UploadBody:
                 f"{self._what}: the file ended {self._left} bytes early; did it change?"
             )
         self._left -= count
+        if self._hasher is not None:
+            # Hashing here, between reading a block and sending it, costs no extra pass
+            # over the file: the registry is slower to take the block than this is to hash it.
+            self._hasher.update(data)
         if self._progress is not None:
             self._progress(count)
         return data
@@ -190,12 +222,13 @@ class _Buffers:
     """
 
     def __init__(self, count: int = 8, size: int = CHUNK_SIZE) -> None:
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        # Page-aligned (see oci.page_buffer): a socket read into them is a cheaper copy.
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._count = count
         self._size = size
         self._created = 0
 
-    def take(self) -> bytearray:
+    def take(self) -> mmap.mmap:
         """A free buffer; only one thread (the receiving one) takes."""
         try:
             return self._free.get_nowait()
@@ -203,15 +236,15 @@ class _Buffers:
             # Created on demand, so that a small download allocates one buffer, not all.
             if self._created < self._count:
                 self._created += 1
-                return bytearray(self._size)
+                return page_buffer(self._size)
         return self._free.get()
 
-    def give_back(self, buffer: bytearray) -> None:
+    def give_back(self, buffer: mmap.mmap) -> None:
         self._free.put(buffer)
 
     def release(self, chunk: bytes | memoryview) -> None:
         """Return the buffer behind a chunk (chunks that are plain bytes have none)."""
-        if isinstance(chunk, memoryview) and isinstance(chunk.obj, bytearray):
+        if isinstance(chunk, memoryview) and isinstance(chunk.obj, mmap.mmap):
             self._free.put(chunk.obj)
 
 
@@ -508,9 +541,10 @@ class RegistryClient:
         return self.base_url + path
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret this client knows of (and secret-like parts) hidden."""
-        for token in self._tokens.values():
-            self._redactor.add(token)
+        """``text`` with every secret this client knows of (and secret-like parts) hidden.
+
+        Tokens join the redactor as they are fetched (see ``_bearer``).
+        """
         return self._redactor(text)
 
     def same_origin(self, url: str) -> bool:
@@ -599,6 +633,12 @@ class RegistryClient:
             data: bytes | SupportsRead[bytes] | None = None
             if isinstance(body, bytes):
                 data = body
+            elif isinstance(body, _HashedStream):
+                stream = body.start()
+                data = cast(
+                    "SupportsRead[bytes]",
+                    _UploadBody(stream, body.size, call.progress, operation, body.hasher),
+                )
             elif body is not None:
                 # Each attempt reads the source again from its start; nothing is buffered.
                 stream = body.open()
@@ -926,27 +966,7 @@ class RegistryStore:
         been appended), so a retry starts over from the POST (see ``push_blob``).
         """
         descriptor = blob.descriptor
-        response = self._client.request(
-            "POST",
-            f"{self._base}/blobs/uploads/",
-            operation=operation,
-            scopes=self._push(),
-            write=True,
-            expected=(202,),
-            retry=False,  # push_blob retries the whole upload
-        )
-        _discard(response)
-        location = response.headers.get("Location")
-        if not location:
-            raise UnsafeResponseError(f"{operation}: {self._client.host} gave no upload location")
-        # The location is used exactly as given: it may be relative, absolute, on another
-        # host, and may already carry a query string (ghcr's and distribution's do).
-        url = urljoin(response.url, location)
-        # The body must not go to a file:, ftp: ... URL, nor leave https for plain http.
-        self._client._check_redirect(url, operation, "sent the upload")
-        url += ("&" if urlsplit(url).query else ("" if url.endswith("?") else "?")) + (
-            f"digest={quote(str(descriptor.digest), safe=':')}"
-        )
+        url = _with_digest(self._start_upload(operation), descriptor.digest)
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(descriptor.size),
@@ -969,6 +989,119 @@ class RegistryStore:
             raise DigestMismatchError(
                 f"{operation}: the registry stored it as {stored[:80]}, not {descriptor.digest}"
             )
+
+    def _start_upload(self, operation: str) -> str:
+        """POST for an upload session; its location as an absolute URL, checked."""
+        response = self._client.request(
+            "POST",
+            f"{self._base}/blobs/uploads/",
+            operation=operation,
+            scopes=self._push(),
+            write=True,
+            expected=(202,),
+            retry=False,  # the callers retry the whole upload
+        )
+        _discard(response)
+        return self._next_location(response, operation)
+
+    def _next_location(self, response: requests.Response, operation: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise UnsafeResponseError(f"{operation}: {self._client.host} gave no upload location")
+        # The location is used exactly as given: it may be relative, absolute, on another
+        # host, and may already carry a query string (ghcr's and distribution's do).
+        url = urljoin(response.url, location)
+        # The body must not go to a file:, ftp: ... URL, nor leave https for plain http.
+        self._client._check_redirect(url, operation, "sent the upload")
+        return url
+
+    def push_stream(
+        self,
+        open_source: Callable[[], BinaryIO],
+        size: int,
+        progress: ProgressCallback | None = None,
+        before_commit: Callable[[Digest], None] | None = None,
+    ) -> Digest:
+        operation = f"pushing a blob of {size} bytes to {self.location}"
+        failures = 0
+        sent: Digest | None = None
+        while True:
+            try:
+                return self._stream_upload(open_source, size, progress, before_commit, operation)
+            except _Sent as done:
+                sent = done.digest
+                error = done.error
+            except RegistryError as failure:
+                error = failure
+            failures += 1
+            if not error.temporary or not self._client.should_retry(failures):
+                raise error
+            _http_log.debug("%s failed (%s); starting the upload again", operation, error)
+            self._client.pause(failures, error.retry_after)
+            # The lost answer to the commit may have been the success: do not upload twice.
+            if sent is not None and self.blob_exists(sent):
+                return sent
+
+    def _stream_upload(
+        self,
+        open_source: Callable[[], BinaryIO],
+        size: int,
+        progress: ProgressCallback | None,
+        before_commit: Callable[[Digest], None] | None,
+        operation: str,
+    ) -> Digest:
+        """POST, one PATCH streaming the whole blob while hashing it, then the commit.
+
+        The commit (``PUT ?digest=`` with an empty body) names the digest computed over the
+        bytes sent, and the registry checks it against the bytes it received. ``ghcr.io``
+        refuses chunked PATCHes over 4 MiB, but takes one PATCH without ``Content-Range``.
+        """
+        url = self._start_upload(operation)
+        body = _HashedStream(open_source, size)
+        try:
+            response = self._client.request(
+                "PATCH",
+                url,
+                operation=operation,
+                scopes=self._push(),
+                write=True,
+                expected=(202, 204),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                body=body,
+                progress=progress,
+                retry=False,
+            )
+            _discard(response)
+            url = self._next_location(response, operation)
+            if body.hasher.size != size:
+                raise DigestMismatchError(f"{operation}: sent {body.hasher.size} bytes")
+            digest = body.hasher.digest()
+            if before_commit is not None:
+                before_commit(digest)
+        except BaseException:
+            self._cancel_upload(url, operation)
+            raise
+        try:
+            response = self._client.request(
+                "PUT",
+                _with_digest(url, digest),
+                operation=operation,
+                scopes=self._push(),
+                write=True,
+                expected=(201, 204),
+                headers={"Content-Length": "0"},
+                body=b"",
+                retry=False,
+            )
+        except RegistryError as error:
+            raise _Sent(digest, error) from error
+        _discard(response)
+        stored = response.headers.get("Docker-Content-Digest")
+        if stored and stored != str(digest):
+            raise DigestMismatchError(
+                f"{operation}: the registry stored it as {stored[:80]}, not {digest}"
+            )
+        return digest
 
     @overload
     def _blob_chunks(
@@ -1196,6 +1329,21 @@ class RegistryStore:
                 if candidate not in seen:
                     url = candidate
         return list(dict.fromkeys(tags))
+
+
+class _Sent(Exception):
+    """A streamed upload whose commit failed: what was sent, and why it failed."""
+
+    def __init__(self, digest: Digest, error: RegistryError) -> None:
+        super().__init__(str(error))
+        self.digest = digest
+        self.error = error
+
+
+def _with_digest(url: str, digest: Digest) -> str:
+    """An upload location with ``digest=`` added to its query (it may already have one)."""
+    separator = "&" if urlsplit(url).query else ("" if url.endswith("?") else "?")
+    return url + separator + f"digest={quote(str(digest), safe=':')}"
 
 
 def _parse_tags(body: bytes, operation: str) -> Iterable[str]:

@@ -98,6 +98,22 @@ class Store(Protocol):
         """Store a blob, streaming it; the store verifies nothing, the caller's digest rules."""
         ...
 
+    def push_stream(
+        self,
+        open_source: Callable[[], BinaryIO],
+        size: int,
+        progress: ProgressCallback | None = None,
+        before_commit: Callable[[Digest], None] | None = None,
+    ) -> Digest:
+        """Store a blob whose digest is not known yet, hashing it on the way; returns it.
+
+        Each stream ``open_source`` returns (a retry opens another) must hold ``size`` bytes.
+        ``before_commit`` runs once every byte is stored and hashed but before the blob
+        becomes visible: if it raises, the upload is abandoned and nothing is stored. The
+        digest returned is the one of the bytes stored (a registry checks it on commit).
+        """
+        ...
+
     def mount_blob(self, digest: Digest, source_repository: str) -> bool:
         """Link a blob from another repository of the same store; False when not possible."""
         ...

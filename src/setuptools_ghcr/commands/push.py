@@ -64,14 +64,15 @@ def push_paths(
 ) -> list[FileResult]:
     """Validate ``paths``, publish them to the resolved target, report on ``out``."""
     from setuptools_ghcr.config import default_source, resolve_target
-    from setuptools_ghcr.dists import read_distribution
+    from setuptools_ghcr.dists import scan_distribution
     from setuptools_ghcr.progress import transfer_progress
     from setuptools_ghcr.publish import PushOptions, publish
     from setuptools_ghcr.stores import StoreFactory
 
     out = out or sys.stdout
-    # Every file is validated before the first byte goes out.
-    dists = [read_distribution(Path(path)) for path in paths]
+    # Every file's name and metadata are checked before the first byte goes out; publish
+    # checks the archives themselves before any upload is committed (big ones as they go).
+    dists = [scan_distribution(Path(path)) for path in paths]
     target = resolve_target(repository, settings, environ)
     options = PushOptions(
         source=settings.source or default_source(environ),
