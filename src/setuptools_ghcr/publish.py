@@ -44,6 +44,7 @@ from setuptools_ghcr.errors import (
     GhcrError,
     InvalidDistributionError,
     InvalidReferenceError,
+    NotFoundError,
 )
 from setuptools_ghcr.oci import Descriptor, Digest, DigestWriter, Index, page_buffer
 from setuptools_ghcr.store import BytesBlob, FileBlob, ProgressCallback, ProgressFactory, Store
@@ -258,10 +259,10 @@ def _push_file(
         try:
             store.put_manifest(manifest.raw, manifest.media_type, None)
             break
-        except GhcrError:
+        except NotFoundError:
             # Two publishers uploading the same blob (files of one version share their
             # metadata) can make a registry briefly deny knowing it: push what is missing
-            # again, then retry the manifest.
+            # again, then retry the manifest. Other refusals are final.
             if attempt == MANIFEST_ATTEMPTS - 1:
                 raise
             logger.info("manifest of %s refused; checking its blobs", dist.filename)
