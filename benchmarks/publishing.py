@@ -103,7 +103,11 @@ def _repush(workdir: Path, size: int, rounds: int) -> Outcome:
         registry.close()
 
     def note(name: str) -> str:
-        return f"{requests[name]} requests, {uploads[name]} blob upload requests"
+        count, up = requests[name], uploads[name]
+        return (
+            f"{count} request{'s' if count != 1 else ''}, "
+            f"{up} blob upload request{'s' if up != 1 else ''}"
+        )
 
     ours_s = found[REPUSH_OURS].median
     return Outcome(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,6 +126,12 @@ def render_text(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+def _version(text: str) -> str:
+    """The version number in a tool's ``--version`` line."""
+    found = re.search(r"\d+\.\d+(?:\.\d+)?", text)
+    return found.group(0) if found else text
+
+
 def render(
     outcomes: Sequence[Outcome], machine: Machine, command: str, notes: str, explained: str
 ) -> str:
@@ -143,10 +150,11 @@ def render(
         f"- machine: {machine.cores} cores ({machine.cpu}), {machine.ram_gib:.1f} GiB RAM, "
         f"Linux {machine.kernel}",
         f"- Python {machine.python}; registry: {machine.registry}",
-        "- peers: " + ", ".join(f"{k} {v}" for k, v in machine.tools.items()),
+        "- peers: " + ", ".join(f"{k} {_version(v)}" for k, v in machine.tools.items()),
         f"- load average when the run started: {machine.load[0]:.2f} / {machine.load[1]:.2f} / "
         f"{machine.load[2]:.2f} (1/5/15 min; the machine is shared, so other work may skew "
-        "wall times: each section lists the 1-minute load before and after it)",
+        "wall times: each section lists the 1-minute load before and after it, which also "
+        "counts this benchmark's own processes)",
         "",
         "## Targets",
         "",

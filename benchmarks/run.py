@@ -64,6 +64,7 @@ def _scenario(name: str, args: argparse.Namespace, workdir: Path) -> list[Outcom
 
 #: Options that only say where things go: left out of the command the report shows.
 _PLACES = ("--workdir", "--output", "--results")
+_QUIET_FLAGS = ("--no-write",)
 
 
 def _command(argv: list[str]) -> str:
@@ -76,6 +77,8 @@ def _command(argv: list[str]) -> str:
             continue
         if word in _PLACES:
             skip = True
+            continue
+        if word in _QUIET_FLAGS:
             continue
         if word.startswith(tuple(f"{place}=" for place in _PLACES)):
             continue
