@@ -378,8 +378,8 @@ def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def _describe(error: BaseException) -> str:
-    """A short, secret-free reason for a transport failure (no URLs, which carry state)."""
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every exception behind it (cause, context, urllib3's ``reason``, args)."""
     seen: set[int] = set()
     stack: list[BaseException] = [error]
     while stack:
@@ -387,6 +387,15 @@ def _describe(error: BaseException) -> str:
         if id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(current.args)
+        stack.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _describe(error: BaseException) -> str:
+    """A short, secret-free reason for a transport failure (no URLs, which carry state)."""
+    for current in _causes(error):
         if isinstance(current, requests.exceptions.SSLError):
             return "TLS handshake or certificate verification failed"
         if isinstance(current, (requests.Timeout, TimeoutError)):
@@ -397,28 +406,16 @@ def _describe(error: BaseException) -> str:
             return "connection reset by peer"
         if isinstance(current, OSError) and current.strerror:
             return current.strerror.lower()
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        nested.extend(current.args)
-        stack.extend(item for item in nested if isinstance(item, BaseException))
     return "connection failed"
 
 
 def _permanent(error: BaseException) -> bool:
     """Whether a transport failure cannot heal by itself: a name that does not resolve, or
     a certificate that does not verify. Those are reported at once instead of retried."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (socket.gaierror, requests.exceptions.SSLError)):
-            return True
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        nested.extend(current.args)
-        stack.extend(item for item in nested if isinstance(item, BaseException))
-    return False
+    return any(
+        isinstance(current, (socket.gaierror, requests.exceptions.SSLError))
+        for current in _causes(error)
+    )
 
 
 def _decode_errors(body: bytes) -> tuple[list[str], list[str]]:
