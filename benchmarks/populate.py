@@ -8,10 +8,10 @@ from pathlib import Path
 from helpers.wheels import make_sdist, make_wheel
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.dists import read_distribution
-from setuptools_ghcr.publish import PushOptions, publish
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import parse_target
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.core.targets import parse_target
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.usecases.publish import PushOptions, publish
 
 __all__ = ["DEEP_PROJECT", "NAMESPACE", "WHEEL_TAGS", "credentials_env", "populate", "version_of"]
 

@@ -22,15 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from setuptools_ghcr.artifact import (
+from setuptools_ghcr.core.dists import Distribution, read_distribution
+from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST, Digest, canonical_json
+from setuptools_ghcr.core.wire_format import (
     ARTIFACT_TYPE,
     OCI_VERSION,
     file_manifest,
     index_entry,
     version_to_tag,
 )
-from setuptools_ghcr.dists import Distribution, read_distribution
-from setuptools_ghcr.oci import OCI_INDEX, OCI_MANIFEST, Digest, canonical_json
 
 __all__ = [
     "CREATED",

@@ -20,7 +20,7 @@ from setuptools_ghcr import __version__
 from setuptools_ghcr.errors import GhcrError
 
 if TYPE_CHECKING:
-    from setuptools_ghcr.stores import StoreFactory
+    from setuptools_ghcr.storage.factory import StoreFactory
 
 __all__ = ["Context", "main"]
 
@@ -50,7 +50,7 @@ class Context:
     def factory(self, args: argparse.Namespace) -> StoreFactory:
         """The store factory for ``--repository`` / config / environment, with credentials."""
         from setuptools_ghcr.config import load_settings, resolve_target
-        from setuptools_ghcr.stores import StoreFactory
+        from setuptools_ghcr.storage.factory import StoreFactory
 
         settings = load_settings(self.cwd / "pyproject.toml")
         target = resolve_target(args.repository, settings, self.environ)

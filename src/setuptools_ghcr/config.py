@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from setuptools_ghcr.artifact import extra_tag_problem
+from setuptools_ghcr.core.targets import Target, parse_target
+from setuptools_ghcr.core.wire_format import extra_tag_problem
 from setuptools_ghcr.errors import ConfigError, GhcrError
-from setuptools_ghcr.targets import Target, parse_target
 
 if sys.version_info >= (3, 11):
     import tomllib

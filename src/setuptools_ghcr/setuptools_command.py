@@ -48,7 +48,7 @@ class ghcr_upload(Command):
         from packaging.utils import canonicalize_name
         from packaging.version import Version
 
-        from setuptools_ghcr.dists import parse_filename
+        from setuptools_ghcr.core.dists import parse_filename
         from setuptools_ghcr.errors import GhcrError
 
         name = canonicalize_name(self.distribution.get_name())

@@ -12,11 +12,17 @@ import pytest
 from registry_harness import SECRET_MARKER, RunningRegistry, start_registry
 from token_server import TokenServer
 
-from setuptools_ghcr.auth import Credentials, pull_scope, push_scope
+from setuptools_ghcr.core.oci import (
+    EMPTY_DESCRIPTOR,
+    EMPTY_JSON,
+    OCI_MANIFEST,
+    Descriptor,
+    Manifest,
+)
 from setuptools_ghcr.errors import AuthenticationError, DigestMismatchError, UnsafeResponseError
-from setuptools_ghcr.oci import EMPTY_DESCRIPTOR, EMPTY_JSON, OCI_MANIFEST, Descriptor, Manifest
-from setuptools_ghcr.registry import RegistryClient, RegistryStore
-from setuptools_ghcr.store import BytesBlob
+from setuptools_ghcr.storage.registry.auth import Credentials, pull_scope, push_scope
+from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.store import BytesBlob
 
 pytestmark = pytest.mark.integration
 

@@ -14,21 +14,21 @@ import pytest
 import requests
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.artifact import PYOCI_SHA256
-from setuptools_ghcr.auth import Credentials
-from setuptools_ghcr.cache import BlobCache
 from setuptools_ghcr.cli import build_parser, main
 from setuptools_ghcr.commands.install import split_pip_args
-from setuptools_ghcr.dists import read_distribution
-from setuptools_ghcr.download import ResolveOptions, Resolver, download, parse_requirement
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.core.oci import EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, canonical_json
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target, parse_target
+from setuptools_ghcr.core.wire_format import PYOCI_SHA256
 from setuptools_ghcr.errors import DigestMismatchError, NotFoundError
-from setuptools_ghcr.install import install
-from setuptools_ghcr.oci import EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, canonical_json
-from setuptools_ghcr.publish import publish
-from setuptools_ghcr.registry import RegistryClient, RegistryStore
-from setuptools_ghcr.store import Store
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, Target, parse_target
+from setuptools_ghcr.storage.cache import BlobCache
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.registry.auth import Credentials
+from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.usecases.install import install
+from setuptools_ghcr.usecases.publish import publish
+from setuptools_ghcr.usecases.resolve import ResolveOptions, Resolver, download, parse_requirement
 from tests.helpers.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration

@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.artifact import (
-    ARTIFACT_TYPE,
-    LAYER_MEDIA_TYPE,
-    OCI_VERSION,
-    PYOCI_SHA256,
-    REQUIRES_PYTHON,
-)
 from setuptools_ghcr.cli import main
-from setuptools_ghcr.dists import read_distribution
-from setuptools_ghcr.errors import NotFoundError
-from setuptools_ghcr.inspection import inspect_project, table_rows
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     EMPTY_JSON,
     OCI_EMPTY,
@@ -30,10 +21,19 @@ from setuptools_ghcr.oci import (
     Manifest,
     Platform,
 )
-from setuptools_ghcr.publish import publish
-from setuptools_ghcr.store import BytesBlob, FileBlob, Store
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, parse_target
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, parse_target
+from setuptools_ghcr.core.wire_format import (
+    ARTIFACT_TYPE,
+    LAYER_MEDIA_TYPE,
+    OCI_VERSION,
+    PYOCI_SHA256,
+    REQUIRES_PYTHON,
+)
+from setuptools_ghcr.errors import NotFoundError
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
+from setuptools_ghcr.usecases.inspect import inspect_project, table_rows
+from setuptools_ghcr.usecases.publish import publish
 from tests.helpers.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from setuptools_ghcr.layout import LayoutStore
-from setuptools_ghcr.oci import OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Manifest, Platform
-from setuptools_ghcr.store import BytesBlob
+from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Manifest, Platform
+from setuptools_ghcr.storage.layout import LayoutStore
+from setuptools_ghcr.storage.store import BytesBlob
 
 pytestmark = [
     pytest.mark.integration,

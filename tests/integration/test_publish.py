@@ -18,21 +18,21 @@ from helpers.wheels import make_sdist, make_wheel
 from registry_harness import RunningRegistry
 
 from setuptools_ghcr import cli
-from setuptools_ghcr.artifact import (
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.core.oci import OCI_MANIFEST, Descriptor, Index, Manifest
+from setuptools_ghcr.core.targets import parse_target
+from setuptools_ghcr.core.wire_format import (
     ARTIFACT_TYPE,
     LAYER_MEDIA_TYPE,
     METADATA_MEDIA_TYPE,
     file_entries,
     version_to_tag,
 )
-from setuptools_ghcr.catalog import read_index
-from setuptools_ghcr.dists import read_distribution
 from setuptools_ghcr.errors import ConflictError, InvalidDistributionError
-from setuptools_ghcr.oci import OCI_MANIFEST, Descriptor, Index, Manifest
-from setuptools_ghcr.publish import PushOptions, publish
-from setuptools_ghcr.store import Store
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import parse_target
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.usecases.publish import PushOptions, publish
+from setuptools_ghcr.usecases.versions import read_index
 
 pytestmark = pytest.mark.integration
 

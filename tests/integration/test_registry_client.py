@@ -14,13 +14,7 @@ import pytest
 import urllib3
 from registry_harness import RunningRegistry, start_registry
 
-from setuptools_ghcr.errors import (
-    DigestMismatchError,
-    NotFoundError,
-    RegistryError,
-    TooLargeError,
-)
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     EMPTY_JSON,
     MAX_MANIFEST_SIZE,
@@ -32,8 +26,14 @@ from setuptools_ghcr.oci import (
     Manifest,
     Platform,
 )
-from setuptools_ghcr.registry import CHUNK_SIZE, RegistryClient, RegistryStore
-from setuptools_ghcr.store import BytesBlob, FileBlob, Store
+from setuptools_ghcr.errors import (
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+    TooLargeError,
+)
+from setuptools_ghcr.storage.registry.client import CHUNK_SIZE, RegistryClient, RegistryStore
+from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

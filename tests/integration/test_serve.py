@@ -24,11 +24,11 @@ import pytest
 from helpers.wheels import make_sdist, make_wheel
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.dists import Distribution, read_distribution
-from setuptools_ghcr.index_server import IndexServer, make_app, make_server
-from setuptools_ghcr.publish import PushOptions, publish
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import parse_target
+from setuptools_ghcr.core.dists import Distribution, read_distribution
+from setuptools_ghcr.core.targets import parse_target
+from setuptools_ghcr.serve.app import IndexServer, make_app, make_server
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.usecases.publish import PushOptions, publish
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.errors import DigestMismatchError, GhcrError, NotFoundError
-from setuptools_ghcr.layout import LayoutStore
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     EMPTY_JSON,
     OCI_INDEX,
@@ -29,8 +27,10 @@ from setuptools_ghcr.oci import (
     Manifest,
     Platform,
 )
-from setuptools_ghcr.registry import RegistryClient
-from setuptools_ghcr.store import BytesBlob, FileBlob, Store
+from setuptools_ghcr.errors import DigestMismatchError, GhcrError, NotFoundError
+from setuptools_ghcr.storage.layout import LayoutStore
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
 
 pytestmark = pytest.mark.integration
 

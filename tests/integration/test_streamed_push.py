@@ -17,15 +17,15 @@ import pytest
 from helpers.wheels import make_wheel
 from registry_harness import RunningRegistry
 
-from setuptools_ghcr.artifact import version_to_tag
-from setuptools_ghcr.catalog import read_index
-from setuptools_ghcr.dists import Distribution, ScannedDistribution, scan_distribution
+from setuptools_ghcr.core.dists import Distribution, ScannedDistribution, scan_distribution
+from setuptools_ghcr.core.oci import Digest
+from setuptools_ghcr.core.targets import parse_target
+from setuptools_ghcr.core.wire_format import version_to_tag
 from setuptools_ghcr.errors import DigestMismatchError, GhcrError, InvalidDistributionError
-from setuptools_ghcr.oci import Digest
-from setuptools_ghcr.publish import PushOptions, publish
-from setuptools_ghcr.store import ProgressCallback, Store
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import parse_target
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.store import ProgressCallback, Store
+from setuptools_ghcr.usecases.publish import PushOptions, publish
+from setuptools_ghcr.usecases.versions import read_index
 
 pytestmark = pytest.mark.integration
 
@@ -95,8 +95,8 @@ def test_a_streamed_file_is_published_under_its_own_digest(
         Digest.parse(str(result.manifest))
     ]
     out = tmp_path / "back.whl"
-    from setuptools_ghcr.artifact import LAYER_MEDIA_TYPE
-    from setuptools_ghcr.oci import Descriptor
+    from setuptools_ghcr.core.oci import Descriptor
+    from setuptools_ghcr.core.wire_format import LAYER_MEDIA_TYPE
 
     store.download_blob(Descriptor(LAYER_MEDIA_TYPE, _sha256(wheel), result.size), out)
     assert out.read_bytes() == wheel.read_bytes()
@@ -233,7 +233,7 @@ def test_small_files_are_checked_before_anything_is_sent(tmp_path: Path) -> None
 
 
 def test_a_scanned_file_validated_equals_read_distribution(tmp_path: Path) -> None:
-    from setuptools_ghcr.dists import read_distribution
+    from setuptools_ghcr.core.dists import read_distribution
 
     wheel = _wheel(tmp_path / "dist")
     validated = scan_distribution(wheel).validated()
@@ -303,7 +303,7 @@ def test_a_commit_whose_answer_is_lost_is_not_uploaded_again(
 
 
 def test_the_pipelined_hash_equals_a_plain_one(tmp_path: Path) -> None:
-    from setuptools_ghcr.publish import _hashed
+    from setuptools_ghcr.usecases.publish import _hashed
 
     wheel = _wheel(tmp_path / "dist")
     scanned = scan_distribution(wheel)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from setuptools_ghcr.artifact import file_entries, layer_of, tag_to_version
-from setuptools_ghcr.auth import Credentials
-from setuptools_ghcr.catalog import read_index
-from setuptools_ghcr.http_retry import RetryPolicy
-from setuptools_ghcr.oci import Manifest
-from setuptools_ghcr.registry import RegistryClient, RegistryStore
-from setuptools_ghcr.store import Store
-from setuptools_ghcr.targets import RegistryTarget, parse_target
+from setuptools_ghcr.core.oci import Manifest
+from setuptools_ghcr.core.targets import RegistryTarget, parse_target
+from setuptools_ghcr.core.wire_format import file_entries, layer_of, tag_to_version
+from setuptools_ghcr.storage.registry.auth import Credentials
+from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.registry.retry import RetryPolicy
+from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.usecases.versions import read_index
 
 __all__ = [
     "Cli",
@@ -141,10 +141,10 @@ _FORKS.set_forkserver_preload(
     [
         "setuptools_ghcr.cli",
         "setuptools_ghcr.commands.push",
-        "setuptools_ghcr.download",
-        "setuptools_ghcr.index_server",
-        "setuptools_ghcr.publish",
-        "setuptools_ghcr.registry",
+        "setuptools_ghcr.usecases.resolve",
+        "setuptools_ghcr.serve.app",
+        "setuptools_ghcr.usecases.publish",
+        "setuptools_ghcr.storage.registry.client",
     ]
 )
 

@@ -24,9 +24,9 @@ from helpers.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, 
 from registry_harness import SECRET_MARKER, RunningRegistry, free_port
 from reliability_support import Cli, ClientStores, assert_refused, fast_client
 
-from setuptools_ghcr.dists import read_distribution
-from setuptools_ghcr.publish import PushOptions, publish
-from setuptools_ghcr.targets import is_loopback_host
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.core.targets import is_loopback_host
+from setuptools_ghcr.usecases.publish import PushOptions, publish
 
 pytestmark = pytest.mark.integration
 

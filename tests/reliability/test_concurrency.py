@@ -34,8 +34,8 @@ from reliability_support import (
     no_partial_files,
 )
 
-from setuptools_ghcr.dists import Distribution, read_distribution
-from setuptools_ghcr.publish import PushOptions, publish
+from setuptools_ghcr.core.dists import Distribution, read_distribution
+from setuptools_ghcr.usecases.publish import PushOptions, publish
 
 pytestmark = pytest.mark.integration
 

@@ -33,11 +33,11 @@ from reliability_support import (
     no_partial_files,
 )
 
-from setuptools_ghcr.cache import BlobCache
-from setuptools_ghcr.dists import read_distribution
-from setuptools_ghcr.download import ResolveOptions, download
-from setuptools_ghcr.index_server import IndexApp, IndexServer, make_server
-from setuptools_ghcr.publish import PushOptions, publish
+from setuptools_ghcr.core.dists import read_distribution
+from setuptools_ghcr.serve.app import IndexApp, IndexServer, make_server
+from setuptools_ghcr.storage.cache import BlobCache
+from setuptools_ghcr.usecases.publish import PushOptions, publish
+from setuptools_ghcr.usecases.resolve import ResolveOptions, download
 
 pytestmark = pytest.mark.integration
 

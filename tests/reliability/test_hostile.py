@@ -37,12 +37,12 @@ from hostile_registry import (
 from registry_harness import SECRET_MARKER
 from reliability_support import Cli, Result, assert_refused, no_partial_files, tree
 
-from setuptools_ghcr.artifact import FILENAME, OCI_TITLE
-from setuptools_ghcr.dists import Distribution
-from setuptools_ghcr.index_server import make_app, make_server
-from setuptools_ghcr.oci import OCI_INDEX, OCI_MANIFEST
-from setuptools_ghcr.stores import StoreFactory
-from setuptools_ghcr.targets import parse_target
+from setuptools_ghcr.core.dists import Distribution
+from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST
+from setuptools_ghcr.core.targets import parse_target
+from setuptools_ghcr.core.wire_format import FILENAME, OCI_TITLE
+from setuptools_ghcr.serve.app import make_app, make_server
+from setuptools_ghcr.storage.factory import StoreFactory
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The wire format (``setuptools_ghcr.artifact``): tags, manifests, index entries, indexes."""
+"""The wire format (``core.wire_format``): tags, manifests, index entries, indexes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,20 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import (
+from setuptools_ghcr.core.dists import Distribution, read_distribution
+from setuptools_ghcr.core.oci import (
+    MAX_MANIFEST_SIZE,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    Digest,
+    Index,
+    Manifest,
+    Platform,
+    canonical_json,
+    is_valid_tag,
+)
+from setuptools_ghcr.core.wire_format import (
     ANNOTATION_PREFIX,
     ARTIFACT_TYPE,
     LAYER_MEDIA_TYPE,
@@ -34,20 +47,7 @@ from setuptools_ghcr.artifact import (
     utc_timestamp,
     version_to_tag,
 )
-from setuptools_ghcr.dists import Distribution, read_distribution
 from setuptools_ghcr.errors import InvalidDistributionError, TooLargeError
-from setuptools_ghcr.oci import (
-    MAX_MANIFEST_SIZE,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Descriptor,
-    Digest,
-    Index,
-    Manifest,
-    Platform,
-    canonical_json,
-    is_valid_tag,
-)
 
 CREATED = "2025-01-02T03:04:05Z"
 SOURCE = "https://github.com/acme/demo-pkg"
@@ -531,7 +531,7 @@ def test_file_entries_skips_unsafe_or_foreign_entries(
     platform = Platform(architecture, "any") if architecture is not None else None
     bad = _entry_with(good, annotations, platform)
     index = Index.build((bad, good))
-    with caplog.at_level(logging.WARNING, logger="setuptools_ghcr.artifact"):
+    with caplog.at_level(logging.WARNING, logger="setuptools_ghcr.core.wire_format"):
         files = file_entries(index, "demo-pkg", Version("1.2.0"))
     assert [f.filename for f in files] == [wheel.filename]
     assert "skipping an entry" in caplog.text

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from setuptools_ghcr.auth import (
+from setuptools_ghcr.errors import AuthenticationError, ConfigError
+from setuptools_ghcr.storage.registry.auth import (
     Challenge,
     Credentials,
     Redactor,
@@ -25,7 +26,6 @@ from setuptools_ghcr.auth import (
     push_scope,
     redact_url,
 )
-from setuptools_ghcr.errors import AuthenticationError, ConfigError
 
 # ----------------------------------------------------------------------------- challenges
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from setuptools_ghcr.cache import BlobCache, default_cache_root
-from setuptools_ghcr.oci import Digest
+from setuptools_ghcr.core.oci import Digest
+from setuptools_ghcr.storage.cache import BlobCache, default_cache_root
 
 
 @pytest.mark.parametrize(

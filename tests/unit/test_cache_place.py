@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from setuptools_ghcr.cache import BlobCache
+from setuptools_ghcr.storage.cache import BlobCache
 
 DATA = b"wheel bytes " * 5000
 

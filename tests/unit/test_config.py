@@ -15,8 +15,8 @@ from setuptools_ghcr.config import (
     parse_settings,
     resolve_target,
 )
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget
 from setuptools_ghcr.errors import ConfigError, GhcrError
-from setuptools_ghcr.targets import LayoutTarget, RegistryTarget
 
 
 def test_parse_settings_full_table(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reading and validating local sdists and wheels (``setuptools_ghcr.dists``)."""
+"""Reading and validating local sdists and wheels (``setuptools_ghcr.core.dists``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from helpers.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, 
 from packaging.tags import Tag
 from packaging.version import Version
 
-from setuptools_ghcr.dists import (
+from setuptools_ghcr.core.dists import (
     MAX_METADATA_SIZE,
     parse_filename,
     parse_metadata,

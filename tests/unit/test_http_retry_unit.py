@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from setuptools_ghcr.http_retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from setuptools_ghcr.storage.registry.retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 
 @pytest.mark.parametrize(

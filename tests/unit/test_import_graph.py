@@ -18,23 +18,32 @@ import setuptools_ghcr
 PACKAGE = "setuptools_ghcr"
 ROOT = Path(setuptools_ghcr.__file__).resolve().parent
 
-#: Each pure-core module and the modules of ours it may import (nothing above it).
+#: The layers, lowest first. A module belongs to the first layer whose prefix names it; it may
+#: import its own layer and the layers below it, never one above.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("core", ("errors", "core")),
+    ("adapters", ("storage", "config")),
+    ("use cases", ("usecases",)),
+    ("faces", ("cli", "__main__", "commands", "serve", "wsgi", "setuptools_command", "build_meta")),
+)
+#: Within the core, each module and the modules of ours it may import.
 CORE: dict[str, frozenset[str]] = {
     "errors": frozenset(),
-    "oci": frozenset({"errors"}),
-    "targets": frozenset({"errors", "oci"}),
-    "dists": frozenset({"errors", "oci"}),
-    "artifact": frozenset({"dists", "errors", "oci"}),
+    "core.oci": frozenset({"errors"}),
+    "core.targets": frozenset({"errors", "core.oci"}),
+    "core.dists": frozenset({"errors", "core.oci"}),
+    "core.wire_format": frozenset({"core.dists", "errors", "core.oci"}),
+    "core.selection": frozenset({"errors"}),
 }
 #: Third-party modules the pure core may import at all.
 CORE_THIRD_PARTY = frozenset({"packaging"})
-#: Where the command line and the setuptools/PEP 517 faces live.
-FACES = ("cli", "__main__", "setuptools_command", "build_meta")
+#: Where the command line, the index service and the setuptools/PEP 517 faces live.
+FACES = LAYERS[-1][1]
 
 
 @dataclass(frozen=True)
 class Import:
-    module: str  # absolute dotted name, e.g. "setuptools_ghcr.oci" or "requests.adapters"
+    module: str  # absolute dotted name, e.g. "setuptools_ghcr.core.oci" or "requests.adapters"
     line: int
     top_level: bool  # at module level (not inside a function), TYPE_CHECKING blocks excluded
     type_checking: bool  # inside ``if TYPE_CHECKING:``
@@ -53,7 +62,7 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> list[str]:
+def _resolve(node: ast.ImportFrom, module: str, is_package: bool, root: Path = ROOT) -> list[str]:
     if node.level == 0:
         base = node.module or ""
     else:
@@ -65,6 +74,16 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> list[str]:
     if base == PACKAGE or (node.module is None and node.level > 0):
         # ``from setuptools_ghcr import oci`` / ``from . import oci`` import submodules.
         return [f"{base}.{alias.name}" for alias in node.names]
+    if base.startswith(PACKAGE + "."):
+        # ``from setuptools_ghcr.core import oci`` imports a submodule where one exists.
+        folder = root.joinpath(*base.split(".")[1:])
+        if folder.is_dir():
+            return [
+                f"{base}.{alias.name}"
+                if (folder / f"{alias.name}.py").is_file() or (folder / alias.name).is_dir()
+                else base
+                for alias in node.names
+            ]
     return [base]
 
 
@@ -79,7 +98,7 @@ def _imports(path: Path, root: Path = ROOT) -> Iterator[Import]:
                 for alias in node.names:
                     yield Import(alias.name, node.lineno, top_level, type_checking)
             elif isinstance(node, ast.ImportFrom):
-                for name in _resolve(node, module, is_package):
+                for name in _resolve(node, module, is_package, root):
                     yield Import(name, node.lineno, top_level, type_checking)
             elif isinstance(node, ast.If) and _is_type_checking(node.test):
                 yield from visit(node.body, False, True)
@@ -119,10 +138,21 @@ def _ours(imports: list[Import]) -> set[str]:
     found = set()
     for item in imports:
         if item.module.startswith(PACKAGE + "."):
-            found.add(_short(item.module).split(".")[0])
+            found.add(_short(item.module))
         elif item.module == PACKAGE:
             found.add("__init__")
     return found
+
+
+def _layer(module: str) -> int:
+    """The index in ``LAYERS`` of the layer that holds ``module`` (a short or full name)."""
+    short = _short(module)
+    if short in (PACKAGE, "__version__"):
+        return 0  # the package root holds the version and imports nothing heavy
+    for index, (_name, prefixes) in enumerate(LAYERS):
+        if any(short == prefix or short.startswith(prefix + ".") for prefix in prefixes):
+            return index
+    raise AssertionError(f"{module} is in no layer: add its package to LAYERS")
 
 
 def _top(module: str) -> str:
@@ -130,14 +160,13 @@ def _top(module: str) -> str:
 
 
 def _is_face(module: str) -> bool:
-    short = _short(module)
-    return short in FACES or short == "commands" or short.startswith("commands.")
+    return _layer(module) == len(LAYERS) - 1
 
 
 def test_the_walk_sees_the_package() -> None:
     assert {f"{PACKAGE}.{name}" for name in CORE} <= set(MODULES)
     # The walk must find imports of every kind, or the rules below would hold vacuously.
-    oci = MODULES[f"{PACKAGE}.oci"]
+    oci = MODULES[f"{PACKAGE}.core.oci"]
     assert any(i.module == f"{PACKAGE}.errors" and i.top_level for i in oci)
     assert any(i.module == "hashlib" for i in oci)
 
@@ -162,8 +191,7 @@ def test_pure_core_uses_only_the_standard_library_and_packaging(name: str) -> No
 
 
 def _may_import_requests(module: str) -> bool:
-    short = _short(module).split(".")[-1]
-    return short in ("auth", "registry") or short.startswith("http")
+    return _short(module).startswith("storage.registry.")
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -204,6 +232,39 @@ def test_the_package_root_stays_light() -> None:
     assert not ours - {"errors"}, f"__init__ imports {sorted(ours)}"
     heavy = {_top(i.module) for i in MODULES[PACKAGE]} & {"requests", "rich", "setuptools"}
     assert not heavy
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != PACKAGE))
+def test_every_module_is_in_a_layer(module: str) -> None:
+    assert 0 <= _layer(module) < len(LAYERS)
+
+
+def _upward(module: str, imports: list[Import]) -> list[str]:
+    """The imports of ours in ``imports`` that point to a layer above ``module``'s."""
+    own = _layer(module)
+    return sorted(
+        f"{i.module} (line {i.line})"
+        for i in imports
+        if i.module.startswith(PACKAGE + ".") and not i.type_checking and _layer(i.module) > own
+    )
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != PACKAGE))
+def test_imports_point_down_the_layers(module: str) -> None:
+    upward = _upward(module, MODULES[module])
+    assert not upward, f"{module} ({LAYERS[_layer(module)][0]}) imports upward: {upward}"
+
+
+def test_the_layer_rule_catches_an_upward_import() -> None:
+    lazy_face = Import(f"{PACKAGE}.commands.push", 3, top_level=False, type_checking=False)
+    use_case = Import(f"{PACKAGE}.usecases.publish", 4, top_level=True, type_checking=False)
+    assert _upward(f"{PACKAGE}.usecases.publish", [lazy_face]) == [
+        f"{PACKAGE}.commands.push (line 3)"
+    ]
+    assert _upward(f"{PACKAGE}.storage.layout", [use_case]) == [
+        f"{PACKAGE}.usecases.publish (line 4)"
+    ]
+    assert _upward(f"{PACKAGE}.commands.push", [use_case]) == []
 
 
 # --- the walker itself -------------------------------------------------------------------------

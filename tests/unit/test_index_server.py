@@ -14,21 +14,8 @@ import pytest
 from helpers.wheels import make_sdist, make_wheel
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import (
-    ARTIFACT_TYPE,
-    LAYER_MEDIA_TYPE,
-    OCI_TITLE,
-    PYOCI_SHA256,
-    build_index,
-    file_layer,
-    file_manifest,
-    index_entry,
-    version_to_tag,
-)
-from setuptools_ghcr.dists import Distribution, read_distribution
-from setuptools_ghcr.errors import NotFoundError, RegistryError
-from setuptools_ghcr.index_server import IndexApp, layout_projects
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.dists import Distribution, read_distribution
+from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     EMPTY_JSON,
     MAX_MANIFEST_SIZE,
@@ -40,8 +27,21 @@ from setuptools_ghcr.oci import (
     media_type_of,
     verified_chunks,
 )
-from setuptools_ghcr.simple_pages import SIMPLE_JSON
-from setuptools_ghcr.store import BlobSource, ProgressCallback, RawManifest
+from setuptools_ghcr.core.wire_format import (
+    ARTIFACT_TYPE,
+    LAYER_MEDIA_TYPE,
+    OCI_TITLE,
+    PYOCI_SHA256,
+    build_index,
+    file_layer,
+    file_manifest,
+    index_entry,
+    version_to_tag,
+)
+from setuptools_ghcr.errors import NotFoundError, RegistryError
+from setuptools_ghcr.serve.app import IndexApp, layout_projects
+from setuptools_ghcr.serve.pages import SIMPLE_JSON
+from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -162,7 +162,7 @@ class FakeStores:
         self.stores: dict[str, FakeStore] = {}
 
     def open(self, project: str) -> FakeStore:
-        from setuptools_ghcr.targets import repository_name
+        from setuptools_ghcr.core.targets import repository_name
 
         name = repository_name(project)
         return self.stores.setdefault(name, FakeStore(name))

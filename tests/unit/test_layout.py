@@ -14,15 +14,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from setuptools_ghcr.errors import (
-    DigestMismatchError,
-    InvalidReferenceError,
-    NotFoundError,
-    TooLargeError,
-    UnsafeResponseError,
-)
-from setuptools_ghcr.layout import REF_NAME, LayoutStore
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.oci import (
     MAX_MANIFEST_SIZE,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -33,8 +25,16 @@ from setuptools_ghcr.oci import (
     Platform,
     hash_file,
 )
-from setuptools_ghcr.store import BytesBlob, FileBlob
-from setuptools_ghcr.targets import LayoutTarget
+from setuptools_ghcr.core.targets import LayoutTarget
+from setuptools_ghcr.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    NotFoundError,
+    TooLargeError,
+    UnsafeResponseError,
+)
+from setuptools_ghcr.storage.layout import REF_NAME, LayoutStore
+from setuptools_ghcr.storage.store import BytesBlob, FileBlob
 
 PACKAGE = "application/pyoci.package.v1"
 METADATA = "application/vnd.setuptools-ghcr.core-metadata.v1"

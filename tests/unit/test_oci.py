@@ -1,4 +1,4 @@
-"""Digests, streaming verification, and manifest/index parsing of ``setuptools_ghcr.oci``."""
+"""Digests, streaming verification, and manifest/index parsing of ``setuptools_ghcr.core.oci``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from setuptools_ghcr.errors import DigestMismatchError, InvalidReferenceError, TooLargeError
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     MAX_MANIFEST_SIZE,
     OCI_EMPTY,
@@ -32,6 +31,7 @@ from setuptools_ghcr.oci import (
     parse_json_document,
     verified_chunks,
 )
+from setuptools_ghcr.errors import DigestMismatchError, InvalidReferenceError, TooLargeError
 
 HEX64 = "a" * 64
 HEX128 = "b" * 128

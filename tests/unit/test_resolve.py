@@ -10,8 +10,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from setuptools_ghcr.errors import InvalidReferenceError
-from setuptools_ghcr.resolve import (
+from setuptools_ghcr.core.selection import (
     TargetEnvironment,
     applicable_requirements,
     choose_file,
@@ -21,6 +20,7 @@ from setuptools_ghcr.resolve import (
     rank_files,
     requirement_applies,
 )
+from setuptools_ghcr.errors import InvalidReferenceError
 
 
 @dataclass(frozen=True)

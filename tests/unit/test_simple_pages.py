@@ -9,9 +9,9 @@ import pytest
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import FileEntry
-from setuptools_ghcr.oci import OCI_MANIFEST, Descriptor, Digest
-from setuptools_ghcr.simple_pages import (
+from setuptools_ghcr.core.oci import OCI_MANIFEST, Descriptor, Digest
+from setuptools_ghcr.core.wire_format import FileEntry
+from setuptools_ghcr.serve.pages import (
     SIMPLE_HTML,
     SIMPLE_JSON,
     TEXT_HTML,

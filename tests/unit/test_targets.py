@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from setuptools_ghcr.errors import InvalidReferenceError
-from setuptools_ghcr.targets import (
+from setuptools_ghcr.core.targets import (
     LayoutTarget,
     RegistryTarget,
     is_loopback_host,
     parse_target,
     repository_name,
 )
+from setuptools_ghcr.errors import InvalidReferenceError
 
 
 @pytest.mark.parametrize(

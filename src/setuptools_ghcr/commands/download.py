@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from setuptools_ghcr.cache import BlobCache
     from setuptools_ghcr.cli import Context
-    from setuptools_ghcr.download import ResolveOptions
+    from setuptools_ghcr.storage.cache import BlobCache
+    from setuptools_ghcr.usecases.resolve import ResolveOptions
 
 __all__ = ["add_arguments", "add_resolve_arguments", "open_cache", "resolve_options", "run"]
 
@@ -61,8 +61,8 @@ def add_resolve_arguments(parser: argparse.ArgumentParser, *, target_options: bo
 
 
 def resolve_options(args: argparse.Namespace) -> ResolveOptions:
-    from setuptools_ghcr.download import ResolveOptions
-    from setuptools_ghcr.resolve import TargetEnvironment
+    from setuptools_ghcr.core.selection import TargetEnvironment
+    from setuptools_ghcr.usecases.resolve import ResolveOptions
 
     environment = TargetEnvironment.for_target(
         python_version=getattr(args, "python_version", None),
@@ -81,7 +81,7 @@ def resolve_options(args: argparse.Namespace) -> ResolveOptions:
 @contextlib.contextmanager
 def open_cache(args: argparse.Namespace, context: Context) -> Iterator[BlobCache]:
     """The user's cache, or a throw-away one with ``--no-cache-dir``."""
-    from setuptools_ghcr.cache import BlobCache
+    from setuptools_ghcr.storage.cache import BlobCache
 
     if not args.no_cache_dir:
         yield BlobCache.from_environment(context.environ)
@@ -102,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.download import download
-    from setuptools_ghcr.progress import transfer_progress
+    from setuptools_ghcr.commands.progress import transfer_progress
+    from setuptools_ghcr.usecases.resolve import download
 
     options = resolve_options(args)
     factory = context.factory(args)

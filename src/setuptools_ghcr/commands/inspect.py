@@ -58,8 +58,13 @@ def _rich_table(
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.download import parse_requirement
-    from setuptools_ghcr.inspection import TABLE_HEADER, inspect_project, project_json, table_rows
+    from setuptools_ghcr.usecases.inspect import (
+        TABLE_HEADER,
+        inspect_project,
+        project_json,
+        table_rows,
+    )
+    from setuptools_ghcr.usecases.resolve import parse_requirement
 
     requirement = parse_requirement(args.project)
     factory = context.factory(args)

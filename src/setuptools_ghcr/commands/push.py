@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from setuptools_ghcr.cli import Context
     from setuptools_ghcr.config import Settings
-    from setuptools_ghcr.publish import FileResult
+    from setuptools_ghcr.usecases.publish import FileResult
 
 __all__ = ["add_arguments", "push_paths", "run"]
 
@@ -63,11 +63,11 @@ def push_paths(
     as_json: bool = False,
 ) -> list[FileResult]:
     """Validate ``paths``, publish them to the resolved target, report on ``out``."""
+    from setuptools_ghcr.commands.progress import transfer_progress
     from setuptools_ghcr.config import default_source, resolve_target
-    from setuptools_ghcr.dists import scan_distribution
-    from setuptools_ghcr.progress import transfer_progress
-    from setuptools_ghcr.publish import PushOptions, publish
-    from setuptools_ghcr.stores import StoreFactory
+    from setuptools_ghcr.core.dists import scan_distribution
+    from setuptools_ghcr.storage.factory import StoreFactory
+    from setuptools_ghcr.usecases.publish import PushOptions, publish
 
     out = out or sys.stdout
     # Every file's name and metadata are checked before the first byte goes out; publish

@@ -54,11 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.index_server import DEFAULT_CACHE_TTL, make_app, make_server
+    from setuptools_ghcr.serve.app import DEFAULT_CACHE_TTL, make_app, make_server
 
     ttl = DEFAULT_CACHE_TTL if args.cache_ttl is None else args.cache_ttl
     # Access lines are the point of a foreground server: show them unless logging is finer.
-    server_log = logging.getLogger("setuptools_ghcr.index_server")
+    server_log = logging.getLogger("setuptools_ghcr.serve.app")
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
     factory = context.factory(args)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         raise ConfigError(
             f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
         ) from error
-    from setuptools_ghcr.targets import is_loopback_host
+    from setuptools_ghcr.core.targets import is_loopback_host
 
     if not is_loopback_host(args.host.strip("[]")):
         server_log.warning(

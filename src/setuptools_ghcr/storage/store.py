@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from setuptools_ghcr.oci import MAX_MANIFEST_SIZE, Descriptor, Digest
+from setuptools_ghcr.core.oci import MAX_MANIFEST_SIZE, Descriptor, Digest
 
 __all__ = [
     "BlobSource",

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from setuptools_ghcr.dists import Distribution, parse_filename
-from setuptools_ghcr.errors import GhcrError, InvalidDistributionError, TooLargeError
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.dists import Distribution, parse_filename
+from setuptools_ghcr.core.oci import (
     MAX_MANIFEST_SIZE,
     Descriptor,
     Digest,
@@ -27,6 +26,7 @@ from setuptools_ghcr.oci import (
     Platform,
     is_valid_tag,
 )
+from setuptools_ghcr.errors import GhcrError, InvalidDistributionError, TooLargeError
 
 __all__ = [
     "ANNOTATION_PREFIX",

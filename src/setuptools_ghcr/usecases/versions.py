@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import FileEntry, file_entries, tag_to_version, version_to_tag
+from setuptools_ghcr.core.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, Index
+from setuptools_ghcr.core.wire_format import FileEntry, file_entries, tag_to_version, version_to_tag
 from setuptools_ghcr.errors import InvalidReferenceError
-from setuptools_ghcr.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, Index
-from setuptools_ghcr.store import Store
+from setuptools_ghcr.storage.store import Store
 
 __all__ = ["VersionFiles", "list_versions", "read_index", "read_version"]
 

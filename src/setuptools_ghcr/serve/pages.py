@@ -1,6 +1,6 @@
 """Simple repository pages (PEP 503, 691, 700, 658, 714): values in, bytes out.
 
-Pure: no I/O. ``index_server`` reads a target, builds a :class:`ProjectPage` with
+Pure: no I/O. ``serve.app`` reads a target, builds a :class:`ProjectPage` with
 :func:`project_page` and renders it with the renderer :func:`negotiate` picked.
 """
 
@@ -17,8 +17,8 @@ from urllib.parse import quote
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import FileEntry, version_to_tag
-from setuptools_ghcr.oci import Digest
+from setuptools_ghcr.core.oci import Digest
+from setuptools_ghcr.core.wire_format import FileEntry, version_to_tag
 
 __all__ = [
     "API_VERSION",

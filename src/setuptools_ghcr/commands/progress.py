@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from setuptools_ghcr.store import ProgressCallback, ProgressFactory
+from setuptools_ghcr.storage.store import ProgressCallback, ProgressFactory
 
 __all__ = ["transfer_progress"]
 

@@ -26,8 +26,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from setuptools_ghcr.core.oci import Digest, hash_file
 from setuptools_ghcr.errors import InvalidDistributionError
-from setuptools_ghcr.oci import Digest, hash_file
 
 __all__ = [
     "MAX_METADATA_SIZE",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from setuptools_ghcr.core.oci import is_valid_repository
 from setuptools_ghcr.errors import InvalidReferenceError
-from setuptools_ghcr.oci import is_valid_repository
 
 __all__ = [
     "LayoutTarget",

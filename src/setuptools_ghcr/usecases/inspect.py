@@ -14,12 +14,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import FileEntry, layer_of, tag_to_version, version_to_tag
-from setuptools_ghcr.catalog import read_version
+from setuptools_ghcr.core.oci import Digest, Manifest
+from setuptools_ghcr.core.selection import matching_versions
+from setuptools_ghcr.core.wire_format import FileEntry, layer_of, tag_to_version, version_to_tag
 from setuptools_ghcr.errors import NotFoundError
-from setuptools_ghcr.oci import Digest, Manifest
-from setuptools_ghcr.resolve import matching_versions
-from setuptools_ghcr.store import Store
+from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.usecases.versions import read_version
 
 __all__ = [
     "FileInfo",

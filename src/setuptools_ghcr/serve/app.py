@@ -33,15 +33,16 @@ from wsgiref.util import application_uri
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import (
+from setuptools_ghcr.core.dists import MAX_METADATA_SIZE
+from setuptools_ghcr.core.oci import Descriptor, Manifest
+from setuptools_ghcr.core.targets import LayoutTarget, repository_name
+from setuptools_ghcr.core.wire_format import (
     LAYER_MEDIA_TYPE,
     FileEntry,
     layer_of,
     tag_to_version,
     version_to_tag,
 )
-from setuptools_ghcr.catalog import list_versions, read_version
-from setuptools_ghcr.dists import MAX_METADATA_SIZE
 from setuptools_ghcr.errors import (
     DigestMismatchError,
     GhcrError,
@@ -50,8 +51,7 @@ from setuptools_ghcr.errors import (
     NotFoundError,
     TooLargeError,
 )
-from setuptools_ghcr.oci import Descriptor, Manifest
-from setuptools_ghcr.simple_pages import (
+from setuptools_ghcr.serve.pages import (
     SIMPLE_HTML,
     SIMPLE_JSON,
     TEXT_HTML,
@@ -61,14 +61,14 @@ from setuptools_ghcr.simple_pages import (
     render_project,
     render_project_list,
 )
-from setuptools_ghcr.store import Store
-from setuptools_ghcr.targets import LayoutTarget, repository_name
+from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.usecases.versions import list_versions, read_version
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from setuptools_ghcr.registry import RegistryClient
-    from setuptools_ghcr.stores import StoreFactory
+    from setuptools_ghcr.storage.factory import StoreFactory
+    from setuptools_ghcr.storage.registry.client import RegistryClient
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -104,7 +104,7 @@ T = TypeVar("T")
 
 
 class StoreOpener(Protocol):
-    """Opens the store of a project (a :class:`~setuptools_ghcr.stores.StoreFactory`)."""
+    """Opens the store of a project (a :class:`~setuptools_ghcr.storage.factory.StoreFactory`)."""
 
     def open(self, project: str) -> Store: ...
 

@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from setuptools_ghcr.cache import BlobCache
-from setuptools_ghcr.download import ResolveOptions, StoreOpener, download
-from setuptools_ghcr.store import ProgressFactory
+from setuptools_ghcr.storage.cache import BlobCache
+from setuptools_ghcr.storage.store import ProgressFactory
+from setuptools_ghcr.usecases.resolve import ResolveOptions, StoreOpener, download
 
 __all__ = ["install", "pip_command"]
 

@@ -25,9 +25,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
+from setuptools_ghcr.core.oci import Descriptor, Digest, page_buffer
 from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
-from setuptools_ghcr.oci import Descriptor, Digest, page_buffer
-from setuptools_ghcr.store import ProgressCallback, Store
+from setuptools_ghcr.storage.store import ProgressCallback, Store
 
 __all__ = ["CACHE_DIR_ENV", "BlobCache", "default_cache_root"]
 

@@ -30,14 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from setuptools_ghcr.errors import (
-    DigestMismatchError,
-    InvalidReferenceError,
-    NotFoundError,
-    TooLargeError,
-    UnsafeResponseError,
-)
-from setuptools_ghcr.oci import (
+from setuptools_ghcr.core.oci import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_SIZE,
@@ -56,8 +49,15 @@ from setuptools_ghcr.oci import (
     parse_json_document,
     verified_chunks,
 )
-from setuptools_ghcr.store import BlobSource, BytesBlob, ProgressCallback, RawManifest
-from setuptools_ghcr.targets import LayoutTarget
+from setuptools_ghcr.core.targets import LayoutTarget
+from setuptools_ghcr.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    NotFoundError,
+    TooLargeError,
+    UnsafeResponseError,
+)
+from setuptools_ghcr.storage.store import BlobSource, BytesBlob, ProgressCallback, RawManifest
 
 __all__ = ["LAYOUT_VERSION", "REF_NAME", "LayoutStore"]
 
@@ -87,7 +87,7 @@ class _LockDepth(threading.local):
 
 
 class LayoutStore:
-    """One OCI image layout folder, behind the :class:`~setuptools_ghcr.store.Store` interface.
+    """One OCI image layout folder, behind the :class:`~setuptools_ghcr.storage.store.Store` port.
 
     The folder is created on the first write; until then it reads as an empty repository.
 

@@ -23,7 +23,9 @@ from typing import Literal
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from setuptools_ghcr.artifact import (
+from setuptools_ghcr.core.dists import Distribution, ScannedDistribution
+from setuptools_ghcr.core.oci import Descriptor, Digest, DigestWriter, Index, page_buffer
+from setuptools_ghcr.core.wire_format import (
     METADATA_MEDIA_TYPE,
     FileEntry,
     build_index,
@@ -37,8 +39,6 @@ from setuptools_ghcr.artifact import (
     utc_timestamp,
     version_to_tag,
 )
-from setuptools_ghcr.catalog import read_index
-from setuptools_ghcr.dists import Distribution, ScannedDistribution
 from setuptools_ghcr.errors import (
     ConflictError,
     GhcrError,
@@ -46,8 +46,14 @@ from setuptools_ghcr.errors import (
     InvalidReferenceError,
     NotFoundError,
 )
-from setuptools_ghcr.oci import Descriptor, Digest, DigestWriter, Index, page_buffer
-from setuptools_ghcr.store import BytesBlob, FileBlob, ProgressCallback, ProgressFactory, Store
+from setuptools_ghcr.storage.store import (
+    BytesBlob,
+    FileBlob,
+    ProgressCallback,
+    ProgressFactory,
+    Store,
+)
+from setuptools_ghcr.usecases.versions import read_index
 
 __all__ = ["FileResult", "PushOptions", "publish"]
 

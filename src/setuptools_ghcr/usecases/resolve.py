@@ -23,19 +23,25 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from setuptools_ghcr.artifact import (
-    LAYER_MEDIA_TYPE,
-    METADATA_MEDIA_TYPE,
-    FileEntry,
-    layer_of,
-)
-from setuptools_ghcr.cache import BlobCache
-from setuptools_ghcr.catalog import VersionFiles, list_versions, read_version
-from setuptools_ghcr.dists import (
+from setuptools_ghcr.core.dists import (
     MAX_METADATA_SIZE,
     MetadataFields,
     parse_metadata,
     read_core_metadata,
+)
+from setuptools_ghcr.core.oci import Descriptor, Digest, Manifest
+from setuptools_ghcr.core.selection import (
+    TargetEnvironment,
+    applicable_requirements,
+    matching_versions,
+    rank_files,
+    requirement_applies,
+)
+from setuptools_ghcr.core.wire_format import (
+    LAYER_MEDIA_TYPE,
+    METADATA_MEDIA_TYPE,
+    FileEntry,
+    layer_of,
 )
 from setuptools_ghcr.errors import (
     AuthenticationError,
@@ -46,15 +52,9 @@ from setuptools_ghcr.errors import (
     NotFoundError,
     UnsafeResponseError,
 )
-from setuptools_ghcr.oci import Descriptor, Digest, Manifest
-from setuptools_ghcr.resolve import (
-    TargetEnvironment,
-    applicable_requirements,
-    matching_versions,
-    rank_files,
-    requirement_applies,
-)
-from setuptools_ghcr.store import ProgressFactory, Store
+from setuptools_ghcr.storage.cache import BlobCache
+from setuptools_ghcr.storage.store import ProgressFactory, Store
+from setuptools_ghcr.usecases.versions import VersionFiles, list_versions, read_version
 
 __all__ = [
     "Downloaded",

@@ -33,7 +33,29 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from setuptools_ghcr import __version__
-from setuptools_ghcr.auth import (
+from setuptools_ghcr.core.oci import (
+    MANIFEST_ACCEPT,
+    MAX_MANIFEST_SIZE,
+    Descriptor,
+    Digest,
+    DigestWriter,
+    is_valid_tag,
+    media_type_of,
+    page_buffer,
+    verified_chunks,
+)
+from setuptools_ghcr.core.targets import RegistryTarget, is_loopback_host
+from setuptools_ghcr.errors import (
+    AuthenticationError,
+    DigestMismatchError,
+    GhcrError,
+    InvalidReferenceError,
+    RegistryError,
+    RegistryNotFoundError,
+    TooLargeError,
+    UnsafeResponseError,
+)
+from setuptools_ghcr.storage.registry.auth import (
     Challenge,
     Credentials,
     Redactor,
@@ -46,30 +68,12 @@ from setuptools_ghcr.auth import (
     push_scope,
     redact_url,
 )
-from setuptools_ghcr.errors import (
-    AuthenticationError,
-    DigestMismatchError,
-    GhcrError,
-    InvalidReferenceError,
-    RegistryError,
-    RegistryNotFoundError,
-    TooLargeError,
-    UnsafeResponseError,
+from setuptools_ghcr.storage.registry.retry import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
 )
-from setuptools_ghcr.http_retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
-from setuptools_ghcr.oci import (
-    MANIFEST_ACCEPT,
-    MAX_MANIFEST_SIZE,
-    Descriptor,
-    Digest,
-    DigestWriter,
-    is_valid_tag,
-    media_type_of,
-    page_buffer,
-    verified_chunks,
-)
-from setuptools_ghcr.store import BlobSource, ProgressCallback, RawManifest
-from setuptools_ghcr.targets import RegistryTarget, is_loopback_host
+from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRead

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target
 from setuptools_ghcr.errors import ConfigError
-from setuptools_ghcr.store import Store
-from setuptools_ghcr.targets import LayoutTarget, RegistryTarget, Target
+from setuptools_ghcr.storage.store import Store
 
 if TYPE_CHECKING:
-    from setuptools_ghcr.registry import RegistryClient
+    from setuptools_ghcr.storage.registry.client import RegistryClient
 
 __all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory"]
 
@@ -68,8 +68,8 @@ class StoreFactory:
         if not isinstance(self.target, RegistryTarget):
             raise TypeError("a layout target has no registry client")
         if self._client is None:
-            from setuptools_ghcr.auth import find_credentials
-            from setuptools_ghcr.registry import RegistryClient
+            from setuptools_ghcr.storage.registry.auth import find_credentials
+            from setuptools_ghcr.storage.registry.client import RegistryClient
 
             credentials = find_credentials(
                 self.target.host,
@@ -78,7 +78,7 @@ class StoreFactory:
                 environ=self._environ,
                 home=self._home,
             )
-            from setuptools_ghcr.registry import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+            from setuptools_ghcr.storage.registry.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
             self._client = RegistryClient(
                 self.target.host,
@@ -92,10 +92,10 @@ class StoreFactory:
     def open(self, project: str) -> Store:
         """The store holding ``project``."""
         if isinstance(self.target, LayoutTarget):
-            from setuptools_ghcr.layout import LayoutStore
+            from setuptools_ghcr.storage.layout import LayoutStore
 
             return LayoutStore(self.target.layout_path(project), self.target.repository(project))
-        from setuptools_ghcr.registry import RegistryStore
+        from setuptools_ghcr.storage.registry.client import RegistryStore
 
         return RegistryStore(self.client(), self.target.repository(project))
 

@@ -1,0 +1,1 @@
+"""The PEP 503/691 index service: WSGI app, page renderers, built-in server."""

@@ -1,0 +1,1 @@
+"""The OCI distribution API over requests: credentials, challenges, transport, store."""

@@ -1,0 +1,1 @@
+"""What the faces ask for: publish, resolve and download, install, inspect."""
