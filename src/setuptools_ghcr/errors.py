@@ -14,6 +14,8 @@ __all__ = [
     "GhcrError",
     "InvalidDistributionError",
     "InvalidReferenceError",
+    "MalformedDocumentError",
+    "DamagedLayoutError",
     "NotFoundError",
     "RegistryError",
     "RegistryNotFoundError",
@@ -36,13 +38,20 @@ class GhcrError(Exception):
             "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
         )
 
-    @property
-    def message(self) -> str:
-        return str(self)
-
 
 class InvalidReferenceError(GhcrError):
-    """A target, repository, tag or digest string that cannot be parsed."""
+    """A target, repository, tag, digest or requirement string that cannot be parsed."""
+
+
+class MalformedDocumentError(GhcrError):
+    """A manifest, index, catalog or other document that does not follow its specification.
+
+    Registries and layout folders both hand these over; the message says which one it came from.
+    """
+
+
+class DamagedLayoutError(GhcrError):
+    """A local folder that is not (or is no longer) a usable OCI image layout."""
 
 
 class InvalidDistributionError(GhcrError):

@@ -27,8 +27,10 @@ from setuptools_ghcr.core.oci import (
 )
 from setuptools_ghcr.core.targets import LayoutTarget
 from setuptools_ghcr.errors import (
+    DamagedLayoutError,
     DigestMismatchError,
     InvalidReferenceError,
+    MalformedDocumentError,
     NotFoundError,
     TooLargeError,
     UnsafeResponseError,
@@ -254,9 +256,9 @@ def test_put_manifest_requires_its_blobs_first(tmp_path: Path) -> None:
 def test_put_manifest_checks_media_type_and_size(tmp_path: Path) -> None:
     store = _store(tmp_path)
     manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
-    with pytest.raises(InvalidReferenceError, match="declares mediaType"):
+    with pytest.raises(MalformedDocumentError, match="declares mediaType"):
         store.put_manifest(manifest.raw, OCI_INDEX, "1.0.0")
-    with pytest.raises(InvalidReferenceError, match="unsupported manifest media type"):
+    with pytest.raises(MalformedDocumentError, match="unsupported manifest media type"):
         store.put_manifest(b'{"schemaVersion":2}', "application/json", "1.0.0")
     with pytest.raises(TooLargeError):
         store.put_manifest(b" " * (MAX_MANIFEST_SIZE + 1), OCI_MANIFEST, "1.0.0")
@@ -466,9 +468,9 @@ def test_refuses_to_turn_a_foreign_folder_into_a_layout(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.path.mkdir()
     (store.path / "setup.py").write_text("print('hi')\n")
-    with pytest.raises(InvalidReferenceError, match="no oci-layout"):
+    with pytest.raises(DamagedLayoutError, match="no oci-layout"):
         store.push_blob(BytesBlob(b"x", PACKAGE))
-    with pytest.raises(InvalidReferenceError, match="no oci-layout"), store.lock():
+    with pytest.raises(DamagedLayoutError, match="no oci-layout"), store.lock():
         pass
     assert os.listdir(store.path) == ["setup.py"]
 
@@ -477,7 +479,7 @@ def test_refuses_an_unknown_layout_version(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.path.mkdir()
     (store.path / "oci-layout").write_text('{"imageLayoutVersion": "9.0.0"}')
-    with pytest.raises(InvalidReferenceError, match=r"9\.0\.0"):
+    with pytest.raises(DamagedLayoutError, match=r"9\.0\.0"):
         store.push_blob(BytesBlob(b"x", PACKAGE))
 
 

@@ -31,7 +31,12 @@ from setuptools_ghcr.core.oci import (
     parse_json_document,
     verified_chunks,
 )
-from setuptools_ghcr.errors import DigestMismatchError, InvalidReferenceError, TooLargeError
+from setuptools_ghcr.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    MalformedDocumentError,
+    TooLargeError,
+)
 
 HEX64 = "a" * 64
 HEX128 = "b" * 128
@@ -396,7 +401,7 @@ def _with_layer(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_manifest_refuses_wrong_types(value: dict[str, Any]) -> None:
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Manifest.from_bytes(json.dumps(value).encode())
 
 
@@ -412,9 +417,9 @@ def test_manifest_refuses_wrong_types(value: dict[str, Any]) -> None:
     ],
 )
 def test_documents_that_are_not_json_objects_are_refused(raw: bytes) -> None:
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Manifest.from_bytes(raw)
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Index.from_bytes(raw)
 
 
@@ -429,7 +434,7 @@ def test_documents_that_are_not_json_objects_are_refused(raw: bytes) -> None:
     ],
 )
 def test_index_refuses_wrong_shapes(value: dict[str, Any]) -> None:
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Index.from_bytes(json.dumps(value).encode())
 
 
@@ -459,18 +464,18 @@ def test_document_of_exactly_4_mib_is_parsed() -> None:
 def test_deep_nesting_is_refused_cleanly(depth: int) -> None:
     nested = "[" * depth + "]" * depth
     raw = f'{{"schemaVersion":2,"manifests":[],"annotations":{{"x":{nested}}}}}'.encode()
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Index.from_bytes(raw)
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         parse_json_document(raw, "index")
 
 
 def test_deep_objects_are_refused_cleanly() -> None:
     raw = ('{"a":' * 10_000 + "1" + "}" * 10_000).encode()
-    with pytest.raises(InvalidReferenceError):
+    with pytest.raises(MalformedDocumentError):
         Manifest.from_bytes(raw)
 
 
 def test_errors_name_what_was_parsed() -> None:
-    with pytest.raises(InvalidReferenceError, match=r"^index ghcr\.io/acme/demo:1\.0 is not"):
+    with pytest.raises(MalformedDocumentError, match=r"^index ghcr\.io/acme/demo:1\.0 is not"):
         Index.from_bytes(b"[]", "index ghcr.io/acme/demo:1.0")

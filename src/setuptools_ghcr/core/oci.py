@@ -14,7 +14,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from setuptools_ghcr.errors import DigestMismatchError, InvalidReferenceError, TooLargeError
+from setuptools_ghcr.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    MalformedDocumentError,
+    TooLargeError,
+)
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -214,11 +219,11 @@ def parse_json_document(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        raise InvalidReferenceError(f"{what} is not valid JSON") from error
+        raise MalformedDocumentError(f"{what} is not valid JSON") from error
     if not isinstance(value, dict):
-        raise InvalidReferenceError(f"{what} is not a JSON object")
+        raise MalformedDocumentError(f"{what} is not a JSON object")
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise InvalidReferenceError(f"{what} is nested too deeply")
+        raise MalformedDocumentError(f"{what} is nested too deeply")
     return value
 
 
@@ -228,14 +233,14 @@ def _str_map(value: Any, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise InvalidReferenceError(f"{what}: annotations must map strings to strings")
+        raise MalformedDocumentError(f"{what}: annotations must map strings to strings")
     return dict(value)
 
 
 def _opt_str(value: Any, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise InvalidReferenceError(f"{what} must be a string")
+    raise MalformedDocumentError(f"{what} must be a string")
 
 
 @dataclass(frozen=True)
@@ -251,10 +256,10 @@ class Platform:
     @classmethod
     def from_json(cls, value: Any) -> Platform:
         if not isinstance(value, dict):
-            raise InvalidReferenceError("descriptor platform is not an object")
+            raise MalformedDocumentError("descriptor platform is not an object")
         arch, os_ = value.get("architecture"), value.get("os")
         if not isinstance(arch, str) or not isinstance(os_, str):
-            raise InvalidReferenceError("descriptor platform lacks architecture or os")
+            raise MalformedDocumentError("descriptor platform lacks architecture or os")
         return cls(arch, os_)
 
 
@@ -286,16 +291,20 @@ class Descriptor:
     @classmethod
     def from_json(cls, value: Any, what: str = "descriptor") -> Descriptor:
         if not isinstance(value, dict):
-            raise InvalidReferenceError(f"{what} is not an object")
+            raise MalformedDocumentError(f"{what} is not an object")
         media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
         if not isinstance(media_type, str) or not isinstance(digest, str):
-            raise InvalidReferenceError(f"{what} lacks mediaType or digest")
+            raise MalformedDocumentError(f"{what} lacks mediaType or digest")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidReferenceError(f"{what} has no valid size")
+            raise MalformedDocumentError(f"{what} has no valid size")
         platform = value.get("platform")
+        try:
+            parsed = Digest.parse(digest)
+        except InvalidReferenceError as error:
+            raise MalformedDocumentError(f"{what}: {error}") from None
         return cls(
             media_type=media_type,
-            digest=Digest.parse(digest),
+            digest=parsed,
             size=size,
             annotations=_str_map(value.get("annotations"), what),
             artifact_type=_opt_str(value.get("artifactType"), f"{what} artifactType"),
@@ -352,10 +361,10 @@ class Manifest:
         value = parse_json_document(raw, what)
         media_type = value.get("mediaType", OCI_MANIFEST)
         if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST) or value.get("schemaVersion") != 2:
-            raise InvalidReferenceError(f"{what} is not an image manifest ({media_type!r})")
+            raise MalformedDocumentError(f"{what} is not an image manifest ({media_type!r})")
         layers = value.get("layers")
         if not isinstance(layers, list):
-            raise InvalidReferenceError(f"{what} has no layers list")
+            raise MalformedDocumentError(f"{what} has no layers list")
         return cls(
             config=Descriptor.from_json(value.get("config"), f"{what} config"),
             layers=tuple(Descriptor.from_json(item, f"{what} layer") for item in layers),
@@ -408,10 +417,10 @@ class Index:
         value = parse_json_document(raw, what)
         media_type = value.get("mediaType", OCI_INDEX)
         if media_type not in (OCI_INDEX, DOCKER_MANIFEST_LIST) or value.get("schemaVersion") != 2:
-            raise InvalidReferenceError(f"{what} is not an image index ({media_type!r})")
+            raise MalformedDocumentError(f"{what} is not an image index ({media_type!r})")
         manifests = value.get("manifests")
         if not isinstance(manifests, list):
-            raise InvalidReferenceError(f"{what} has no manifests list")
+            raise MalformedDocumentError(f"{what} has no manifests list")
         return cls(
             manifests=tuple(Descriptor.from_json(item, f"{what} entry") for item in manifests),
             raw=raw,

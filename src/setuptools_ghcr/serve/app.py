@@ -48,6 +48,7 @@ from setuptools_ghcr.errors import (
     GhcrError,
     InvalidDistributionError,
     InvalidReferenceError,
+    MalformedDocumentError,
     NotFoundError,
     TooLargeError,
 )
@@ -95,6 +96,7 @@ MAX_CACHED_PROJECTS = 512
 # while transport and registry errors fail the whole page (a partial page must not be cached).
 _CONTENT_ERRORS = (
     InvalidReferenceError,
+    MalformedDocumentError,
     InvalidDistributionError,
     DigestMismatchError,
     TooLargeError,
@@ -537,10 +539,10 @@ def registry_projects(client: RegistryClient, namespace: str) -> list[str]:
         try:
             value = json.loads(body) if body else {}
         except ValueError:
-            raise InvalidReferenceError(f"the catalog of {client.host} is not JSON") from None
+            raise MalformedDocumentError(f"the catalog of {client.host} is not JSON") from None
         repositories = value.get("repositories") if isinstance(value, dict) else None
         if not isinstance(repositories, list):
-            raise InvalidReferenceError(f"the catalog of {client.host} is malformed")
+            raise MalformedDocumentError(f"the catalog of {client.host} is malformed")
         for repository in repositories:
             if isinstance(repository, str) and repository.startswith(prefix):
                 rest = repository[len(prefix) :]

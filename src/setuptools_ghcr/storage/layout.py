@@ -51,8 +51,10 @@ from setuptools_ghcr.core.oci import (
 )
 from setuptools_ghcr.core.targets import LayoutTarget
 from setuptools_ghcr.errors import (
+    DamagedLayoutError,
     DigestMismatchError,
     InvalidReferenceError,
+    MalformedDocumentError,
     NotFoundError,
     TooLargeError,
     UnsafeResponseError,
@@ -473,7 +475,7 @@ class LayoutStore:
             )
         declared = media_type_of(raw)
         if declared is not None and declared != media_type:
-            raise InvalidReferenceError(
+            raise MalformedDocumentError(
                 f"manifest declares mediaType {declared!r} but is stored as {media_type!r}"
             )
         document: Manifest | Index
@@ -484,7 +486,7 @@ class LayoutStore:
             document = Manifest.from_bytes(raw)
             required = [document.config.digest, *(layer.digest for layer in document.layers)]
         else:
-            raise InvalidReferenceError(f"unsupported manifest media type {media_type!r}")
+            raise MalformedDocumentError(f"unsupported manifest media type {media_type!r}")
         missing = [digest for digest in required if not self.blob_exists(digest)]
         if missing:
             raise NotFoundError(
@@ -554,7 +556,7 @@ class LayoutStore:
         what = f"{self.location}/{_LAYOUT_FILE}"
         version = parse_json_document(raw, what).get("imageLayoutVersion")
         if version != LAYOUT_VERSION:
-            raise InvalidReferenceError(
+            raise DamagedLayoutError(
                 f"{what} says imageLayoutVersion {version!r}; only {LAYOUT_VERSION} is supported"
             )
         return (self._path / _INDEX_FILE).is_file()
@@ -587,7 +589,7 @@ class LayoutStore:
             if name != _LOCK_FILE and not (name.startswith(".") and name.endswith(".tmp"))
         )
         if others:
-            raise InvalidReferenceError(
+            raise DamagedLayoutError(
                 f"{self._path} holds files ({others[0]}, ...) but no {_LAYOUT_FILE}; "
                 "refusing to turn it into an OCI image layout"
             )
@@ -638,7 +640,7 @@ def _guess_media_type(raw: bytes) -> str | None:
     """The media type of a manifest that does not declare one (it is optional in OCI)."""
     try:
         value = parse_json_document(raw, "manifest")
-    except InvalidReferenceError:
+    except MalformedDocumentError:
         return None
     if value.get("schemaVersion") != 2:
         return None

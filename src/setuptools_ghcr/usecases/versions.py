@@ -8,7 +8,7 @@ from packaging.version import Version
 
 from setuptools_ghcr.core.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, Index
 from setuptools_ghcr.core.wire_format import FileEntry, file_entries, tag_to_version, version_to_tag
-from setuptools_ghcr.errors import InvalidReferenceError
+from setuptools_ghcr.errors import MalformedDocumentError
 from setuptools_ghcr.storage.store import Store
 
 __all__ = ["VersionFiles", "list_versions", "read_index", "read_version"]
@@ -26,7 +26,7 @@ def read_index(store: Store, tag: str) -> Index | None:
     if found is None:
         return None
     if found.media_type not in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-        raise InvalidReferenceError(
+        raise MalformedDocumentError(
             f"{store.location}:{tag} is a {found.media_type}, not an image index"
         )
     return Index.from_bytes(found.raw, f"index {store.location}:{tag}")
