@@ -26,7 +26,8 @@ from registry_harness import RunningRegistry
 
 from setuptools_ghcr.core.dists import Distribution, read_distribution
 from setuptools_ghcr.core.targets import parse_target
-from setuptools_ghcr.serve.app import IndexServer, make_app, make_server
+from setuptools_ghcr.serve.app import make_app
+from setuptools_ghcr.serve.server import IndexServer, make_server
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.usecases.publish import PushOptions, publish
 

@@ -143,6 +143,7 @@ _FORKS.set_forkserver_preload(
         "setuptools_ghcr.commands.push",
         "setuptools_ghcr.usecases.resolve",
         "setuptools_ghcr.serve.app",
+        "setuptools_ghcr.serve.server",
         "setuptools_ghcr.usecases.publish",
         "setuptools_ghcr.storage.registry.client",
     ]

@@ -34,7 +34,8 @@ from reliability_support import (
 )
 
 from setuptools_ghcr.core.dists import read_distribution
-from setuptools_ghcr.serve.app import IndexApp, IndexServer, make_server
+from setuptools_ghcr.serve.app import IndexApp
+from setuptools_ghcr.serve.server import IndexServer, make_server
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.usecases.publish import PushOptions, publish
 from setuptools_ghcr.usecases.resolve import ResolveOptions, download

@@ -41,7 +41,8 @@ from setuptools_ghcr.core.dists import Distribution
 from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.core.wire_format import FILENAME, OCI_TITLE
-from setuptools_ghcr.serve.app import make_app, make_server
+from setuptools_ghcr.serve.app import make_app
+from setuptools_ghcr.serve.server import make_server
 from setuptools_ghcr.storage.factory import StoreFactory
 
 pytestmark = pytest.mark.integration

@@ -54,11 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.serve.app import DEFAULT_CACHE_TTL, make_app, make_server
+    from setuptools_ghcr import serve
+    from setuptools_ghcr.serve.app import make_app
+    from setuptools_ghcr.serve.projects import DEFAULT_CACHE_TTL
+    from setuptools_ghcr.serve.server import make_server
 
     ttl = DEFAULT_CACHE_TTL if args.cache_ttl is None else args.cache_ttl
-    # Access lines are the point of a foreground server: show them unless logging is finer.
-    server_log = logging.getLogger("setuptools_ghcr.serve.app")
+    # Access lines are the point of a foreground server: show them (and whatever else the
+    # index service says at INFO) unless logging is finer.
+    server_log = logging.getLogger(serve.__name__)
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
     factory = context.factory(args)

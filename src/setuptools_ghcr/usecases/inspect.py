@@ -19,7 +19,7 @@ from setuptools_ghcr.core.selection import matching_versions
 from setuptools_ghcr.core.wire_format import FileEntry, layer_of, tag_to_version, version_to_tag
 from setuptools_ghcr.errors import NotFoundError
 from setuptools_ghcr.storage.store import Store
-from setuptools_ghcr.usecases.versions import read_version
+from setuptools_ghcr.usecases.versions import listed_blob, read_file_manifest, read_version
 
 __all__ = [
     "FileInfo",
@@ -73,23 +73,16 @@ class ProjectInfo:
 
 
 def _file_info(store: Store, entry: FileEntry, read_manifest: bool) -> FileInfo:
-    sha256, size = entry.sha256, entry.size
+    blob = listed_blob(entry)
     manifest: Manifest | None = None
-    if read_manifest or sha256 is None or size is None:
-        found = store.get_manifest(str(entry.manifest.digest))
-        if found is None:
-            raise NotFoundError(
-                f"{entry.filename}: manifest {entry.manifest.digest} is missing from "
-                f"{store.location}"
-            )
-        manifest = Manifest.from_bytes(found.raw, f"manifest of {entry.filename}")
-        layer = layer_of(manifest, entry)
-        sha256, size = layer.digest, layer.size
+    if read_manifest or blob is None:
+        manifest = read_file_manifest(store, entry)
+        blob = layer_of(manifest, entry)  # with the entry's digest and size checked
     platform = entry.manifest.platform
     return FileInfo(
         filename=entry.filename,
-        size=size,
-        sha256=sha256,
+        size=blob.size,
+        sha256=blob.digest,
         requires_python=entry.requires_python,
         upload_time=entry.upload_time,
         manifest_digest=entry.manifest.digest,

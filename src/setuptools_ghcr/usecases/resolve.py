@@ -37,12 +37,7 @@ from setuptools_ghcr.core.selection import (
     rank_files,
     requirement_applies,
 )
-from setuptools_ghcr.core.wire_format import (
-    LAYER_MEDIA_TYPE,
-    METADATA_MEDIA_TYPE,
-    FileEntry,
-    layer_of,
-)
+from setuptools_ghcr.core.wire_format import METADATA_MEDIA_TYPE, FileEntry, layer_of
 from setuptools_ghcr.errors import (
     AuthenticationError,
     DigestMismatchError,
@@ -54,7 +49,13 @@ from setuptools_ghcr.errors import (
 )
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.storage.store import ProgressFactory, Store
-from setuptools_ghcr.usecases.versions import VersionFiles, list_versions, read_version
+from setuptools_ghcr.usecases.versions import (
+    VersionFiles,
+    file_blob,
+    list_versions,
+    read_file_manifest,
+    read_version,
+)
 
 __all__ = [
     "Downloaded",
@@ -202,28 +203,11 @@ class Resolver:
         return self._indexes[key]
 
     def _manifest(self, entry: FileEntry) -> Manifest:
-        digest = entry.manifest.digest
-        if digest not in self._manifests:
-            store = self.store(entry.project)
-            found = store.get_manifest(str(digest))
-            if found is None:
-                raise NotFoundError(
-                    f"{entry.filename}: manifest {digest} is missing from {store.location}"
-                )
-            if found.digest != digest:
-                raise DigestMismatchError(
-                    f"{entry.filename}: manifest hashes to {found.digest}, expected {digest}"
-                )
-            self._manifests[digest] = Manifest.from_bytes(
-                found.raw, f"manifest of {entry.filename}"
-            )
-        return self._manifests[digest]
+        return read_file_manifest(self.store(entry.project), entry, self._manifests)
 
     def layer(self, entry: FileEntry) -> Descriptor:
         """The file's blob descriptor, from the index entry when it says enough."""
-        if entry.sha256 is not None and entry.size is not None:
-            return Descriptor(LAYER_MEDIA_TYPE, entry.sha256, entry.size)
-        return layer_of(self._manifest(entry), entry)
+        return file_blob(self.store(entry.project), entry, self._manifests)
 
     # -- choosing ------------------------------------------------------------------------------
 

@@ -1,17 +1,50 @@
-"""Reading what a store holds: a project's versions and the files of each version."""
+"""Reading what a store holds: a project's versions, the files of each version, and for one
+file its manifest and the blob that holds it.
+
+A version's index says most of what there is to know about its files; a file's manifest is
+read only when its index entry lacks the file's digest or size (PyOCI publishes such
+entries), or when the caller wants the manifest itself (its annotations, the metadata blob).
+"""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from packaging.version import Version
 
-from setuptools_ghcr.core.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, Index
-from setuptools_ghcr.core.wire_format import FileEntry, file_entries, tag_to_version, version_to_tag
-from setuptools_ghcr.errors import MalformedDocumentError
+from setuptools_ghcr.core.oci import (
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    Descriptor,
+    Digest,
+    Index,
+    Manifest,
+)
+from setuptools_ghcr.core.wire_format import (
+    LAYER_MEDIA_TYPE,
+    FileEntry,
+    file_entries,
+    layer_of,
+    tag_to_version,
+    version_to_tag,
+)
+from setuptools_ghcr.errors import MalformedDocumentError, NotFoundError
 from setuptools_ghcr.storage.store import Store
 
-__all__ = ["VersionFiles", "list_versions", "read_index", "read_version"]
+__all__ = [
+    "ManifestCache",
+    "VersionFiles",
+    "file_blob",
+    "list_versions",
+    "listed_blob",
+    "read_file_manifest",
+    "read_index",
+    "read_version",
+]
+
+#: Manifests already read, by digest (a caller that meets the same file twice keeps one).
+ManifestCache = MutableMapping[Digest, Manifest]
 
 
 def list_versions(store: Store) -> list[Version]:
@@ -47,3 +80,36 @@ def read_version(store: Store, project: str, version: Version) -> VersionFiles |
     if index is None:
         return None
     return VersionFiles(version, index, tuple(file_entries(index, project, version)))
+
+
+def read_file_manifest(
+    store: Store, entry: FileEntry, cache: ManifestCache | None = None
+) -> Manifest:
+    """The manifest an index entry points at (the store verifies it against its digest)."""
+    digest = entry.manifest.digest
+    manifest = cache.get(digest) if cache is not None else None
+    if manifest is None:
+        found = store.get_manifest(str(digest))
+        if found is None:
+            raise NotFoundError(
+                f"{entry.filename}: manifest {digest} is missing from {store.location}"
+            )
+        manifest = Manifest.from_bytes(found.raw, f"manifest of {entry.filename}")
+        if cache is not None:
+            cache[digest] = manifest
+    return manifest
+
+
+def listed_blob(entry: FileEntry) -> Descriptor | None:
+    """The file's blob as its index entry names it; None when the entry lacks digest or size."""
+    if entry.sha256 is None or entry.size is None:
+        return None
+    return Descriptor(LAYER_MEDIA_TYPE, entry.sha256, entry.size)
+
+
+def file_blob(store: Store, entry: FileEntry, cache: ManifestCache | None = None) -> Descriptor:
+    """The file's blob: from its index entry when that says enough, else from its manifest."""
+    listed = listed_blob(entry)
+    if listed is not None:
+        return listed
+    return layer_of(read_file_manifest(store, entry, cache), entry)
