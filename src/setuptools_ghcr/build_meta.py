@@ -53,25 +53,26 @@ def _publish(built: Path, config_settings: Mapping[str, Any] | None) -> None:
         return
     import dataclasses
 
-    from setuptools_ghcr.commands.push import push_paths
     from setuptools_ghcr.config import load_settings
     from setuptools_ghcr.errors import GhcrError
+    from setuptools_ghcr.usecases.push import push_files
 
     try:
         settings = load_settings(Path("pyproject.toml"))
         settings = dataclasses.replace(settings, base=_project_base(built.parent))
         skip = _setting(config_settings, "ghcr-skip-existing")
-        push_paths(
+        report = push_files(
             [built],
+            settings,
+            environ,
             repository=_setting(config_settings, "ghcr-repository"),
-            settings=settings,
-            environ=environ,
             skip_existing=None if skip is None else skip.strip().lower() in _TRUE,
-            progress=False,
         )
     except GhcrError as error:
         # A build frontend shows this message; a traceback would bury it.
         raise SystemExit(f"setuptools-ghcr: {error}") from None
+    for line in report.lines():
+        print(line)
 
 
 def build_wheel(

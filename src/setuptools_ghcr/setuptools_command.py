@@ -45,30 +45,21 @@ class ghcr_upload(Command):
         built = [Path(name) for _command, _python, name in self.distribution.dist_files]
         if built:
             return list(dict.fromkeys(built))
-        from packaging.utils import canonicalize_name
-        from packaging.version import Version
+        from setuptools_ghcr.usecases.push import version_files
 
-        from setuptools_ghcr.core.dists import parse_filename
-        from setuptools_ghcr.errors import GhcrError
-
-        name = canonicalize_name(self.distribution.get_name())
-        version = Version(self.distribution.get_version())
-        found = []
-        for path in sorted(Path(str(self.dist_dir)).glob("*")):
-            try:
-                file_name, file_version, _kind, _tags = parse_filename(path.name)
-            except GhcrError:
-                continue
-            if file_name == name and file_version == version:
-                found.append(path)
-        return found
+        return version_files(
+            Path(str(self.dist_dir)),
+            self.distribution.get_name(),
+            self.distribution.get_version(),
+        )
 
     def run(self) -> None:
         from distutils.errors import DistutilsError
 
-        from setuptools_ghcr.commands.push import push_paths
         from setuptools_ghcr.config import load_settings
         from setuptools_ghcr.errors import GhcrError
+        from setuptools_ghcr.progress import transfer_progress
+        from setuptools_ghcr.usecases.push import push_files
 
         files = self._files()
         if not files:
@@ -77,15 +68,18 @@ class ghcr_upload(Command):
                 f"ghcr_upload) or put this version's files in {self.dist_dir}/"
             )
         try:
-            push_paths(
+            report = push_files(
                 files,
+                load_settings(Path("pyproject.toml")),
+                dict(os.environ),
                 repository=self.repository,
-                settings=load_settings(Path("pyproject.toml")),
-                environ=dict(os.environ),
                 username=self.username,
                 password=self.password,
                 skip_existing=True if self.skip_existing else None,
                 extra_tags=[t for t in (self.tag or "").split(",") if t],
+                progress=transfer_progress,
             )
         except GhcrError as error:
             raise DistutilsError(f"ghcr_upload: {error}") from None
+        for line in report.lines():
+            print(line)

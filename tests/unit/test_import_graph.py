@@ -24,7 +24,19 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("errors", "core")),
     ("adapters", ("storage", "config")),
     ("use cases", ("usecases",)),
-    ("faces", ("cli", "__main__", "commands", "serve", "wsgi", "setuptools_command", "build_meta")),
+    (
+        "faces",
+        (
+            "cli",
+            "__main__",
+            "commands",
+            "progress",
+            "serve",
+            "wsgi",
+            "setuptools_command",
+            "build_meta",
+        ),
+    ),
 )
 #: Within the core, each module and the modules of ours it may import.
 CORE: dict[str, frozenset[str]] = {
@@ -224,6 +236,28 @@ def test_nothing_below_the_faces_imports_a_face(module: str) -> None:
         {i.module for i in MODULES[module] if i.module.startswith(PACKAGE) and _is_face(i.module)}
     )
     assert not faces, f"{module} imports {faces}"
+
+
+def _command_line(module: str) -> bool:
+    short = _short(module)
+    return short in ("cli", "__main__") or short == "commands" or short.startswith("commands.")
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_command_line_imports_its_commands(module: str) -> None:
+    # `setup.py ghcr_upload` and the build backend publish through the use case, as the push
+    # command does: a face that imported another face would take on its arguments and output.
+    if _command_line(module):
+        return
+    found = sorted({i.module for i in MODULES[module] if _command_line(i.module)})
+    assert not found, f"{module} imports {found}"
+
+
+def test_the_command_line_rule_catches_a_face_importing_a_command() -> None:
+    push = Import(f"{PACKAGE}.commands.push", 3, top_level=False, type_checking=False)
+    assert _command_line(push.module)
+    assert not _command_line(f"{PACKAGE}.usecases.push")
+    assert not _command_line(f"{PACKAGE}.setuptools_command")
 
 
 def test_the_package_root_stays_light() -> None:

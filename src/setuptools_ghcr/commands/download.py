@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.commands.progress import transfer_progress
+    from setuptools_ghcr.progress import transfer_progress
     from setuptools_ghcr.usecases.resolve import download
 
     options = resolve_options(args)

@@ -43,8 +43,8 @@ def split_pip_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from setuptools_ghcr.commands.progress import transfer_progress
     from setuptools_ghcr.errors import InvalidReferenceError
+    from setuptools_ghcr.progress import transfer_progress
     from setuptools_ghcr.usecases.install import install
 
     requirements, pip_args = split_pip_args(args)

@@ -1,4 +1,5 @@
-"""Progress bars for the command-line faces: rich on a terminal, nothing otherwise."""
+"""Progress bars for the faces (the command line, ``setup.py ghcr_upload``): rich on a terminal,
+nothing otherwise."""
 
 from __future__ import annotations
 

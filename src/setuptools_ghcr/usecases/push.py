@@ -1,0 +1,112 @@
+"""Use case: publish files from disk to the target the options, the settings or the environment
+name.
+
+``setuptools-ghcr push``, ``setup.py ghcr_upload`` and the PEP 517 backend differ only in where
+the files and the options come from. Here every file's name and metadata is checked and the
+target and options are settled before anything is sent; then
+:func:`~setuptools_ghcr.usecases.publish.publish` checks the archives themselves before any
+upload is committed (big ones as they go).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from setuptools_ghcr.config import Settings, default_source, resolve_target
+from setuptools_ghcr.core.dists import parse_filename, scan_distribution
+from setuptools_ghcr.core.targets import Target
+from setuptools_ghcr.errors import GhcrError
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.store import ProgressFactory
+from setuptools_ghcr.usecases.publish import FileResult, PushOptions, publish
+
+__all__ = ["ProgressBars", "PushReport", "push_files", "push_options", "version_files"]
+
+#: Opens the progress display for the transfers (a face's bars), yielding their factory.
+ProgressBars = Callable[[], AbstractContextManager[ProgressFactory | None]]
+
+_SAYS = {
+    "uploaded": "uploaded",
+    "exists": "already there (same sha256)",
+    "skipped": "skipped (published with other contents)",
+}
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """Where the files went and what happened to each."""
+
+    target: Target
+    results: tuple[FileResult, ...]
+
+    def lines(self) -> list[str]:
+        """One line per file, e.g. ``uploaded: a-1.0.tar.gz -> ghcr.io/acme/a:1.0``."""
+        return [f"{_SAYS[r.status]}: {r.filename} -> {r.reference}" for r in self.results]
+
+
+def push_options(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    skip_existing: bool | None = None,
+    extra_tags: Sequence[str] = (),
+) -> PushOptions:
+    """The options of a push: those given, else the settings', else the environment's."""
+    return PushOptions(
+        source=settings.source or default_source(environ),
+        annotations=settings.annotations,
+        extra_tags=tuple(dict.fromkeys([*settings.tags, *extra_tags])),
+        skip_existing=settings.skip_existing if skip_existing is None else skip_existing,
+    )
+
+
+def push_files(
+    paths: Sequence[Path],
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    repository: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    skip_existing: bool | None = None,
+    extra_tags: Sequence[str] = (),
+    progress: ProgressBars | None = None,
+) -> PushReport:
+    """Check ``paths``, settle the target and options, then publish (``progress`` is opened
+    only once everything checked out)."""
+    dists = [scan_distribution(Path(path)) for path in paths]
+    target = resolve_target(repository, settings, environ)
+    options = push_options(settings, environ, skip_existing=skip_existing, extra_tags=extra_tags)
+    factory = StoreFactory(
+        target,
+        username=username or environ.get("SETUPTOOLS_GHCR_USERNAME"),
+        password=password or environ.get("SETUPTOOLS_GHCR_PASSWORD"),
+        environ=environ,
+    )
+    try:
+        with (progress or nullcontext)() as bars:
+            results = publish(factory.open, dists, options, bars)
+    finally:
+        factory.close()
+    return PushReport(target, tuple(results))
+
+
+def version_files(folder: Path, project: str, version: str) -> list[Path]:
+    """The sdists and wheels of one version of ``project`` in ``folder``, by name."""
+    name = canonicalize_name(project)
+    wanted = Version(version)
+    found = []
+    for path in sorted(folder.glob("*")):
+        try:
+            file_name, file_version, _kind, _tags = parse_filename(path.name)
+        except GhcrError:
+            continue
+        if file_name == name and file_version == wanted:
+            found.append(path)
+    return found
