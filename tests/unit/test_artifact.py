@@ -467,8 +467,6 @@ def test_file_entries_reads_our_entries(wheel: Distribution, sdist: Distribution
     assert whl.metadata is not None
     assert whl.metadata.digest == Digest.of_bytes(wheel.metadata)
     assert whl.metadata.media_type == METADATA_MEDIA_TYPE
-    assert whl.is_wheel
-    assert not files[sdist.filename].is_wheel
     assert files[sdist.filename].requires_python is None
 
 

@@ -13,7 +13,6 @@ from packaging.version import Version
 from setuptools_ghcr.core.selection import (
     TargetEnvironment,
     applicable_requirements,
-    choose_file,
     matching_versions,
     parse_python_version,
     python_compatible,
@@ -36,6 +35,12 @@ def env(tags: str, python: str = "3.11.4", **markers: str) -> TargetEnvironment:
         ordered.extend(sorted(parse_tag(part), key=str))
     base = {"python_version": ".".join(python.split(".")[:2]), "python_full_version": python}
     return TargetEnvironment(tuple(ordered), Version(python), {**base, **markers})
+
+
+def _best(files: list[File], target: TargetEnvironment, *, only_binary: bool = False) -> str | None:
+    """The file the resolver takes: the first of the ranking, None when nothing fits."""
+    ranked = rank_files(files, target, only_binary=only_binary)
+    return ranked[0].filename if ranked else None
 
 
 LINUX_311 = env(
@@ -131,9 +136,8 @@ def test_matching_versions_only_prereleases_published() -> None:
         (["demo-1.0.zip", "demo-1.0-py3-none-any.whl"], "demo-1.0-py3-none-any.whl"),
     ],
 )
-def test_choose_file(files: list[str], expected: str | None) -> None:
-    chosen = choose_file([File(name) for name in files], LINUX_311)
-    assert (chosen.filename if chosen else None) == expected
+def test_best_file(files: list[str], expected: str | None) -> None:
+    assert _best([File(name) for name in files], LINUX_311) == expected
 
 
 def test_rank_files_full_order_and_stability() -> None:
@@ -156,8 +160,8 @@ def test_rank_files_full_order_and_stability() -> None:
 
 def test_only_binary_never_picks_the_sdist() -> None:
     files = [File("demo-1.0-py3-none-win32.whl"), File("demo-1.0.tar.gz")]
-    assert choose_file(files, LINUX_311).filename == "demo-1.0.tar.gz"  # type: ignore[union-attr]
-    assert choose_file(files, LINUX_311, only_binary=True) is None
+    assert _best(files, LINUX_311) == "demo-1.0.tar.gz"
+    assert _best(files, LINUX_311, only_binary=True) is None
 
 
 @pytest.mark.parametrize(
@@ -181,9 +185,9 @@ def test_requires_python_skips_files_and_falls_back() -> None:
         File("demo-1.0-py3-none-any.whl", ">=3.12"),
         File("demo-1.0.tar.gz", ">=3.12"),
     ]
-    assert choose_file(files, LINUX_311) is None
+    assert _best(files, LINUX_311) is None
     files.append(File("demo-1.0-py2.py3-none-any.whl", ">=3.7"))
-    assert choose_file(files, LINUX_311).filename == "demo-1.0-py2.py3-none-any.whl"  # type: ignore[union-attr]
+    assert _best(files, LINUX_311) == "demo-1.0-py2.py3-none-any.whl"
 
 
 @pytest.mark.parametrize(
@@ -227,7 +231,7 @@ def test_explicit_platform_windows_and_macos() -> None:
         File("demo-1.0-cp312-cp312-win_amd64.whl"),
         File("demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
     ]
-    assert choose_file(files, windows).filename == "demo-1.0-cp312-cp312-win_amd64.whl"  # type: ignore[union-attr]
+    assert _best(files, windows) == "demo-1.0-cp312-cp312-win_amd64.whl"
     assert windows.markers["sys_platform"] == "win32"
 
     mac = TargetEnvironment.for_target(python_version="312", platforms=["macosx_14_0_arm64"])

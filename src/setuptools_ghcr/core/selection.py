@@ -39,7 +39,6 @@ __all__ = [
     "Candidate",
     "TargetEnvironment",
     "applicable_requirements",
-    "choose_file",
     "matching_versions",
     "parse_python_version",
     "python_compatible",
@@ -280,14 +279,6 @@ def rank_files(files: Iterable[C], env: TargetEnvironment, *, only_binary: bool 
     keyed.sort(key=lambda item: item[1].filename)
     keyed.sort(key=lambda item: item[0], reverse=True)
     return [file for _key, file in keyed]
-
-
-def choose_file(
-    files: Iterable[C], env: TargetEnvironment, *, only_binary: bool = False
-) -> C | None:
-    """The best file for ``env``, or None when none fits."""
-    ranked = rank_files(files, env, only_binary=only_binary)
-    return ranked[0] if ranked else None
 
 
 # -- dependencies -------------------------------------------------------------------------------

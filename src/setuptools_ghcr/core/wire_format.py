@@ -254,10 +254,6 @@ class FileEntry:
     metadata: Descriptor | None
     upload_time: str | None
 
-    @property
-    def is_wheel(self) -> bool:
-        return self.filename.endswith(".whl")
-
 
 def _safe_filename(name: str) -> bool:
     return (

@@ -1,6 +1,6 @@
 """Simple repository pages (PEP 503, 691, 700, 658, 714): values in, bytes out.
 
-Pure: no I/O. ``serve.app`` reads a target, builds a :class:`ProjectPage` with
+Pure: no I/O. ``serve.projects`` reads a target, builds a :class:`ProjectPage` with
 :func:`project_page` and renders it with the renderer :func:`negotiate` picked.
 """
 
