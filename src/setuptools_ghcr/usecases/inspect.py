@@ -16,10 +16,15 @@ from packaging.version import Version
 
 from setuptools_ghcr.core.oci import Digest, Manifest
 from setuptools_ghcr.core.selection import matching_versions
-from setuptools_ghcr.core.wire_format import FileEntry, layer_of, tag_to_version, version_to_tag
+from setuptools_ghcr.core.wire_format import FileEntry, layer_of, version_to_tag
 from setuptools_ghcr.errors import NotFoundError
 from setuptools_ghcr.storage.store import Store
-from setuptools_ghcr.usecases.versions import listed_blob, read_file_manifest, read_version
+from setuptools_ghcr.usecases.versions import (
+    listed_blob,
+    read_file_manifest,
+    read_version,
+    versions_of,
+)
 
 __all__ = [
     "FileInfo",
@@ -109,7 +114,7 @@ def inspect_project(
     tags = store.list_tags()
     if not tags:
         raise NotFoundError(f"project {name} not found in {store.location}")
-    versions = sorted({v for v in map(tag_to_version, tags) if v is not None}, reverse=True)
+    versions = versions_of(tags)
     chosen = versions if specifier is None else matching_versions(versions, specifier, pre=True)
     if not chosen:
         shown = ", ".join(map(str, versions[:5])) or "none"

@@ -8,7 +8,7 @@ entries), or when the caller wants the manifest itself (its annotations, the met
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -41,6 +41,7 @@ __all__ = [
     "read_file_manifest",
     "read_index",
     "read_version",
+    "versions_of",
 ]
 
 #: Manifests already read, by digest (a caller that meets the same file twice keeps one).
@@ -49,8 +50,12 @@ ManifestCache = MutableMapping[Digest, Manifest]
 
 def list_versions(store: Store) -> list[Version]:
     """Every published version, newest first; tags that are not versions are ignored."""
-    versions = {v for v in map(tag_to_version, store.list_tags()) if v is not None}
-    return sorted(versions, reverse=True)
+    return versions_of(store.list_tags())
+
+
+def versions_of(tags: Iterable[str]) -> list[Version]:
+    """The versions ``tags`` name, newest first; tags that are not versions are ignored."""
+    return sorted({v for v in map(tag_to_version, tags) if v is not None}, reverse=True)
 
 
 def read_index(store: Store, tag: str) -> Index | None:
