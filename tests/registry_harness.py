@@ -27,7 +27,7 @@ from typing import Literal
 
 from token_server import TokenServer
 
-from setuptools_ghcr.storage.registry.auth import Credentials
+from setuptools_ghcr.storage.registry.credentials import Credentials
 
 __all__ = [
     "SECRET_MARKER",

@@ -56,8 +56,8 @@ class Context:
         target = resolve_target(args.repository, settings, self.environ)
         return StoreFactory(
             target,
-            username=args.username or self.environ.get("SETUPTOOLS_GHCR_USERNAME"),
-            password=args.password or self.environ.get("SETUPTOOLS_GHCR_PASSWORD"),
+            username=args.username,
+            password=args.password,
             environ=self.environ,
         )
 

@@ -12,6 +12,7 @@ import pytest
 from registry_harness import SECRET_MARKER, RunningRegistry, start_registry
 from token_server import TokenServer
 
+from setuptools_ghcr import cli
 from setuptools_ghcr.core.oci import (
     EMPTY_DESCRIPTOR,
     EMPTY_JSON,
@@ -20,9 +21,12 @@ from setuptools_ghcr.core.oci import (
     Manifest,
 )
 from setuptools_ghcr.errors import AuthenticationError, DigestMismatchError, UnsafeResponseError
-from setuptools_ghcr.storage.registry.auth import Credentials, pull_scope, push_scope
-from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.registry.challenge import pull_scope, push_scope
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.registry.credentials import Credentials
+from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.store import BytesBlob
+from tests.helpers.wheels import make_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +179,53 @@ def test_htpasswd_anonymous_is_told_to_log_in(htpasswd_registry: RunningRegistry
     ):
         client.store(unique_repository()).list_tags()
     assert f"docker login {htpasswd_registry.host}" in str(caught.value)
+
+
+#: Where the user gave credentials -> what a refusal must name, and what it must not.
+_GIVEN = {
+    "environment": ("SETUPTOOLS_GHCR_USERNAME/SETUPTOOLS_GHCR_PASSWORD", "--"),
+    "options": ("--username/--password", "SETUPTOOLS_GHCR_"),
+    "option-and-environment": ("--username/SETUPTOOLS_GHCR_PASSWORD", "--password"),
+}
+
+
+@pytest.mark.parametrize("given", sorted(_GIVEN))
+@pytest.mark.parametrize("verb", ["push", "download"])
+def test_refused_credentials_are_blamed_on_where_they_came_from(
+    htpasswd_registry: RunningRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    verb: str,
+    given: str,
+) -> None:
+    password = f"{SECRET_MARKER}wrong-{uuid.uuid4().hex}"
+    for name in ("SETUPTOOLS_GHCR_USERNAME", "SETUPTOOLS_GHCR_PASSWORD", "DOCKER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SETUPTOOLS_GHCR_RETRIES", "0")
+    monkeypatch.setenv("SETUPTOOLS_GHCR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    args = [verb, "--repository", f"{htpasswd_registry.host}/refused"]
+    if given == "options":
+        args += ["--username", "tester", "--password", password]
+    else:
+        if given == "environment":
+            monkeypatch.setenv("SETUPTOOLS_GHCR_USERNAME", "tester")
+        else:
+            args += ["--username", "tester"]
+        monkeypatch.setenv("SETUPTOOLS_GHCR_PASSWORD", password)
+    args.append(str(make_wheel(tmp_path, "refused-pkg", "1.0")) if verb == "push" else "refused")
+
+    status = cli.main(args)
+
+    error = capsys.readouterr().err
+    named, not_named = _GIVEN[given]
+    assert status == 1
+    assert error.count("\n") == 1, error
+    assert "refused" in error and named in error, error
+    assert not_named not in error, error
+    assert password not in error and SECRET_MARKER not in error
 
 
 def test_htpasswd_round_trip_sends_basic_only_after_the_challenge(

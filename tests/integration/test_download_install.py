@@ -23,8 +23,9 @@ from setuptools_ghcr.core.wire_format import PYOCI_SHA256
 from setuptools_ghcr.errors import DigestMismatchError, NotFoundError
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.storage.factory import StoreFactory
-from setuptools_ghcr.storage.registry.auth import Credentials
-from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.registry.credentials import Credentials
+from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.install import install
 from setuptools_ghcr.usecases.publish import publish

@@ -32,7 +32,9 @@ from setuptools_ghcr.errors import (
     RegistryError,
     TooLargeError,
 )
-from setuptools_ghcr.storage.registry.client import CHUNK_SIZE, RegistryClient, RegistryStore
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.registry.repository import RegistryStore
+from setuptools_ghcr.storage.registry.streams import CHUNK_SIZE
 from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
 
 if TYPE_CHECKING:
@@ -288,6 +290,19 @@ def test_mount_of_an_absent_blob_falls_back(client: RegistryClient, tmp_path: Pa
     assert not target.blob_exists(blob.descriptor.digest)
     target.push_blob(blob)
     assert target.blob_exists(blob.descriptor.digest)
+
+
+def test_list_repositories_names_those_right_under_the_namespace(
+    plain_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    namespace = f"catalog_{uuid.uuid4().hex[:12]}"
+    with RegistryClient(plain_registry.host, "http", None) as client:
+        for name in ("beta", "alpha", "deeper/gamma"):
+            store = client.store(f"{namespace}/{name}")
+            manifest = push_image(store, tmp_path, name)
+            store.put_manifest(manifest.raw, OCI_MANIFEST, "1.0")
+        assert sorted(client.list_repositories(namespace)) == ["alpha", "beta"]
+        assert client.list_repositories(f"{namespace}_elsewhere") == []
 
 
 def test_corrupted_blob_is_refused_and_leaves_nothing(

@@ -20,8 +20,9 @@ from typing import IO
 from setuptools_ghcr.core.oci import Manifest
 from setuptools_ghcr.core.targets import RegistryTarget, parse_target
 from setuptools_ghcr.core.wire_format import file_entries, layer_of, tag_to_version
-from setuptools_ghcr.storage.registry.auth import Credentials
-from setuptools_ghcr.storage.registry.client import RegistryClient, RegistryStore
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.registry.credentials import Credentials
+from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.registry.retry import RetryPolicy
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.versions import read_index

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import threading
@@ -41,9 +42,12 @@ from setuptools_ghcr.core.dists import Distribution
 from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.core.wire_format import FILENAME, OCI_TITLE
+from setuptools_ghcr.errors import DigestMismatchError
 from setuptools_ghcr.serve.app import make_app
 from setuptools_ghcr.serve.server import make_server
 from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.store import BytesBlob, Store
 
 pytestmark = pytest.mark.integration
 
@@ -572,6 +576,54 @@ def test_upload_location_that_is_not_http_is_refused(
 
     assert_refused(result, "sent the upload to a non-http url")
     assert hostile.tags == {}, "an index was published for content that never landed"
+
+
+def _after_the_body(
+    answer: Callable[[BaseHTTPRequestHandler, re.Match[str]], None],
+) -> Callable[[BaseHTTPRequestHandler, re.Match[str]], None]:
+    """``answer``, once the request's body is read (the connection is then reused)."""
+
+    def handle(handler: BaseHTTPRequestHandler, match: re.Match[str]) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        answer(handler, match)
+
+    return handle
+
+
+#: Each kind of upload, as the store is asked for it.
+_COMMITS: dict[str, Callable[[Store, bytes], object]] = {
+    "blob": lambda store, data: store.push_blob(BytesBlob(data, "application/octet-stream")),
+    "streamed blob": lambda store, data: store.push_stream(lambda: io.BytesIO(data), len(data)),
+    "manifest": lambda store, data: store.put_manifest(data, OCI_MANIFEST, "1.0"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_COMMITS))
+@pytest.mark.parametrize("stored", ["other", "same", "sha512"])
+def test_registry_saying_it_stored_other_content_is_refused(
+    hostile: HostileRegistry, kind: str, stored: str
+) -> None:
+    data = b'{"schemaVersion":2}'
+    digest = {
+        "other": "sha256:" + hashlib.sha256(b"other content").hexdigest(),
+        "same": "sha256:" + hashlib.sha256(data).hexdigest(),
+        # Another algorithm cannot be compared with ours: the header proves nothing then.
+        "sha512": "sha512:" + hashlib.sha512(b"other content").hexdigest(),
+    }[stored]
+    committed = _after_the_body(respond(201, b"", {"Docker-Content-Digest": digest}))
+    hostile.route("PUT", r"/blobs/uploads/", committed)
+    hostile.route("PUT", r"/manifests/", committed)
+    patched = _after_the_body(respond_location("/v2/ns/evil/blobs/uploads/1"))
+    hostile.route("PATCH", r"/blobs/uploads/", patched)
+
+    with RegistryClient(hostile.host, "http", None, retries=0) as client:
+        store = client.store(REPOSITORY)
+        if stored != "other":
+            _COMMITS[kind](store, data)
+            return
+        with pytest.raises(DigestMismatchError) as caught:
+            _COMMITS[kind](store, data)
+    assert f"the registry stored it as {digest}" in str(caught.value)
 
 
 def test_serve_lists_only_files_with_safe_names(hostile: HostileRegistry, tmp_path: Path) -> None:

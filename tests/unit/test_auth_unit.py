@@ -11,21 +11,19 @@ from pathlib import Path
 import pytest
 
 from setuptools_ghcr.errors import AuthenticationError, ConfigError
-from setuptools_ghcr.storage.registry.auth import (
+from setuptools_ghcr.storage.registry.challenge import (
     Challenge,
-    Credentials,
-    Redactor,
     Token,
     TokenCache,
     TokenKey,
-    find_credentials,
     mount_scopes,
     parse_challenges,
     parse_token_response,
     pull_scope,
     push_scope,
-    redact_url,
 )
+from setuptools_ghcr.storage.registry.credentials import Credentials, find_credentials
+from setuptools_ghcr.storage.registry.redact import Redactor, redact_url
 
 # ----------------------------------------------------------------------------- challenges
 
@@ -223,6 +221,42 @@ def test_explicit_options_win(home: Path) -> None:
     found = find_credentials("ghcr.io", environ=environ)
     assert found == Credentials("env", "envpw")
     assert found is not None and "SETUPTOOLS_GHCR" in found.source
+
+
+@pytest.mark.parametrize(
+    ("options", "variables", "expected"),
+    [
+        ({"username": "u", "password": "p"}, {}, ("u", "p", "--username/--password")),
+        ({"password": "p"}, {}, ("token", "p", "--username/--password")),
+        ({}, {"USERNAME": "u", "PASSWORD": "p"}, ("u", "p", "{USER}/{PASS}")),
+        ({}, {"PASSWORD": "p"}, ("token", "p", "{USER}/{PASS}")),
+        ({"username": "u"}, {"PASSWORD": "p"}, ("u", "p", "--username/{PASS}")),
+        ({"password": "p"}, {"USERNAME": "u"}, ("u", "p", "{USER}/--password")),
+        (
+            {"username": "u", "password": "p"},
+            {"USERNAME": "v", "PASSWORD": "q"},
+            ("u", "p", "--username/--password"),
+        ),
+    ],
+)
+def test_options_and_variables_fill_in_for_each_other_and_say_which_was_used(
+    home: Path, options: dict[str, str], variables: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    environ = {"HOME": str(home)}
+    environ.update({f"SETUPTOOLS_GHCR_{name}": value for name, value in variables.items()})
+    found = find_credentials("ghcr.io", environ=environ, **options)
+    username, password, source = expected
+    source = source.format(USER="SETUPTOOLS_GHCR_USERNAME", PASS="SETUPTOOLS_GHCR_PASSWORD")
+    assert found is not None
+    assert (found.username, found.password, found.source) == (username, password, source)
+
+
+def test_a_user_name_from_the_environment_alone_is_blamed_on_the_variable(home: Path) -> None:
+    environ = {"HOME": str(home), "SETUPTOOLS_GHCR_USERNAME": "someone"}
+    with pytest.raises(ConfigError) as caught:
+        find_credentials("ghcr.io", environ=environ)
+    assert "SETUPTOOLS_GHCR_USERNAME" in str(caught.value)
+    assert "--username" not in str(caught.value)
 
 
 def test_password_alone_is_enough_but_user_alone_is_an_error(home: Path) -> None:

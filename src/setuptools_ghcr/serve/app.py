@@ -15,13 +15,12 @@ keeps each project for ``cache_ttl`` seconds; ``serve.server`` runs the applicat
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urljoin
+from urllib.parse import parse_qs, quote
 from wsgiref.util import application_uri
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -33,9 +32,7 @@ from setuptools_ghcr.core.wire_format import LAYER_MEDIA_TYPE, FileEntry
 from setuptools_ghcr.errors import (
     DigestMismatchError,
     GhcrError,
-    MalformedDocumentError,
     NotFoundError,
-    TooLargeError,
 )
 from setuptools_ghcr.serve.pages import (
     SIMPLE_HTML,
@@ -58,13 +55,11 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
     from setuptools_ghcr.storage.factory import StoreFactory
-    from setuptools_ghcr.storage.registry.client import RegistryClient
 
 __all__ = [
     "IndexApp",
     "layout_projects",
     "make_app",
-    "registry_projects",
 ]
 
 logger = logging.getLogger(__name__)
@@ -307,53 +302,6 @@ def layout_projects(root: Path) -> list[str]:
     )
 
 
-#: The catalog is read this many repositories a page, for at most this many pages.
-CATALOG_PAGE = 1000
-MAX_CATALOG_PAGES = 50
-MAX_CATALOG_BODY = 8 << 20
-
-
-def registry_projects(client: RegistryClient, namespace: str) -> list[str]:
-    """The projects of a registry namespace, from ``/v2/_catalog``.
-
-    distribution answers it (to anyone allowed ``registry:catalog:*``); ghcr.io and most
-    hosted registries do not, and the error tells the caller to do without a list.
-    """
-    prefix = f"{namespace}/" if namespace else ""
-    url = client.url(f"/v2/_catalog?n={CATALOG_PAGE}")
-    names: list[str] = []
-    seen: set[str] = set()
-    while url and url not in seen and len(seen) < MAX_CATALOG_PAGES:
-        seen.add(url)
-        response = client.request(
-            "GET", url, operation="listing the catalog", scopes=("registry:catalog:*",)
-        )
-        try:
-            body = response.raw.read(MAX_CATALOG_BODY + 1, decode_content=True)
-            next_link = response.links.get("next", {}).get("url")
-        finally:
-            response.close()
-        if len(body) > MAX_CATALOG_BODY:
-            raise TooLargeError(f"the catalog of {client.host} is too large to list")
-        try:
-            value = json.loads(body) if body else {}
-        except ValueError:
-            raise MalformedDocumentError(f"the catalog of {client.host} is not JSON") from None
-        repositories = value.get("repositories") if isinstance(value, dict) else None
-        if not isinstance(repositories, list):
-            raise MalformedDocumentError(f"the catalog of {client.host} is malformed")
-        for repository in repositories:
-            if isinstance(repository, str) and repository.startswith(prefix):
-                rest = repository[len(prefix) :]
-                if rest and "/" not in rest:
-                    names.append(rest)
-        url = ""
-        if next_link:
-            candidate = urljoin(response.url, next_link)
-            url = candidate if client.same_origin(candidate) else ""
-    return sorted({canonicalize_name(name) for name in names})
-
-
 def make_app(
     factory: StoreFactory,
     *,
@@ -373,6 +321,7 @@ def make_app(
         namespace = target.namespace
 
         def lister() -> Sequence[str]:
-            return registry_projects(factory.client(), namespace)
+            names = factory.client().list_repositories(namespace)
+            return sorted({canonicalize_name(name) for name in names})
 
     return IndexApp(factory, list_projects=lister, cache_ttl=cache_ttl, workers=workers)

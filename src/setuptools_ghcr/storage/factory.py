@@ -68,8 +68,8 @@ class StoreFactory:
         if not isinstance(self.target, RegistryTarget):
             raise TypeError("a layout target has no registry client")
         if self._client is None:
-            from setuptools_ghcr.storage.registry.auth import find_credentials
             from setuptools_ghcr.storage.registry.client import RegistryClient
+            from setuptools_ghcr.storage.registry.credentials import find_credentials
 
             credentials = find_credentials(
                 self.target.host,
@@ -78,7 +78,10 @@ class StoreFactory:
                 environ=self._environ,
                 home=self._home,
             )
-            from setuptools_ghcr.storage.registry.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+            from setuptools_ghcr.storage.registry.transport import (
+                DEFAULT_RETRIES,
+                DEFAULT_TIMEOUT,
+            )
 
             self._client = RegistryClient(
                 self.target.host,
@@ -95,9 +98,7 @@ class StoreFactory:
             from setuptools_ghcr.storage.layout import LayoutStore
 
             return LayoutStore(self.target.layout_path(project), self.target.repository(project))
-        from setuptools_ghcr.storage.registry.client import RegistryStore
-
-        return RegistryStore(self.client(), self.target.repository(project))
+        return self.client().store(self.target.repository(project))
 
     def close(self) -> None:
         if self._client is not None:

@@ -1,8 +1,8 @@
 """The store interface that the use cases talk to, and the blob sources they push.
 
-Two adapters implement :class:`Store`: ``registry.RegistryStore`` (the OCI distribution API)
-and ``layout.LayoutStore`` (a folder holding an OCI image layout). A store is bound to one
-OCI repository, that is, to one Python project.
+Two adapters implement :class:`Store`: ``registry.repository.RegistryStore`` (the OCI
+distribution API) and ``layout.LayoutStore`` (a folder holding an OCI image layout). A store
+is bound to one OCI repository, that is, to one Python project.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ def push_files(
     options = push_options(settings, environ, skip_existing=skip_existing, extra_tags=extra_tags)
     factory = StoreFactory(
         target,
-        username=username or environ.get("SETUPTOOLS_GHCR_USERNAME"),
-        password=password or environ.get("SETUPTOOLS_GHCR_PASSWORD"),
+        username=username,
+        password=password,
         environ=environ,
     )
     try:

@@ -1,0 +1,266 @@
+"""Where the credentials for a registry come from.
+
+The order is fixed by the public interface: the ``--username``/``--password`` options, or in
+their place ``SETUPTOOLS_GHCR_USERNAME``/``SETUPTOOLS_GHCR_PASSWORD``; then the
+docker/skopeo/oras stores (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json`` with
+their credential helpers, then ``$XDG_RUNTIME_DIR/containers/auth.json``); then
+``GITHUB_TOKEN`` for ghcr.io; else anonymous. Only local files and helper programs are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from setuptools_ghcr.errors import ConfigError
+
+__all__ = ["PASSWORD_ENV", "USERNAME_ENV", "Credentials", "find_credentials", "login_hint"]
+
+_log = logging.getLogger(__name__)
+
+#: The environment's stand-ins for the ``--username``/``--password`` options.
+USERNAME_ENV = "SETUPTOOLS_GHCR_USERNAME"
+PASSWORD_ENV = "SETUPTOOLS_GHCR_PASSWORD"  # noqa: S105 - a variable name, not a secret
+GHCR_HOST = "ghcr.io"
+#: A credential helper that has not answered in this long is stuck (a locked keychain that
+#: waits for a GUI prompt, say); going on without it beats hanging a CI job.
+HELPER_TIMEOUT = 20.0
+
+_HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password (or token); ``source`` says where they came from."""
+
+    username: str
+    password: str = field(repr=False)
+    source: str = field(default="", compare=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***', source={self.source!r})"
+
+    @property
+    def origin(self) -> str:
+        """Where these credentials came from, for messages."""
+        return self.source or "the command line"
+
+    def basic_header(self) -> str:
+        """The value of an ``Authorization: Basic`` header for these credentials."""
+        pair = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def find_credentials(
+    host: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    environ: Mapping[str, str],
+    home: Path | None = None,
+    helper_timeout: float = HELPER_TIMEOUT,
+) -> Credentials | None:
+    """The credentials to use for ``host`` (``name[:port]``), or None for anonymous access.
+
+    ``username`` and ``password`` are the command line's options. This is the one place
+    that reads ``SETUPTOOLS_GHCR_USERNAME``/``SETUPTOOLS_GHCR_PASSWORD``: each stands in for
+    its option when that option was not given.
+    """
+    host = host.lower()
+    given = _given(username, password, environ)
+    if given is not None:
+        return given
+    if home is None:
+        home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    docker_dir = Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else None
+    docker_config = (docker_dir or home / ".docker") / "config.json"
+    found = _from_docker_config(docker_config, host, environ, helper_timeout)
+    if found is None and environ.get("XDG_RUNTIME_DIR"):
+        containers_auth = Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
+        found = _from_docker_config(containers_auth, host, environ, helper_timeout)
+    if found is None and host == GHCR_HOST and environ.get("GITHUB_TOKEN"):
+        # ghcr.io ignores the user name of a token login, but it must not be empty.
+        found = Credentials(
+            environ.get("GITHUB_ACTOR") or "token", environ["GITHUB_TOKEN"], "GITHUB_TOKEN"
+        )
+    return found
+
+
+def login_hint(host: str) -> str:
+    """What to tell someone who gave no credentials to a registry that wants some."""
+    return f"log in with 'docker login {host}' or pass --username/--password"
+
+
+def _given(
+    username: str | None, password: str | None, environ: Mapping[str, str]
+) -> Credentials | None:
+    """The credentials given as options, each missing one taken from the environment.
+
+    Their source names where each half came from, so that a refusal blames what the user
+    actually set: a variable in a CI job's environment is not an option anyone passed.
+    """
+    user, user_from = _option_or_variable(username, "--username", environ, USERNAME_ENV)
+    secret, secret_from = _option_or_variable(password, "--password", environ, PASSWORD_ENV)
+    if user_from is None and secret_from is None:
+        return None
+    if user_from in (None, "--username") and secret_from in (None, "--password"):
+        source = "--username/--password"
+    elif user_from in (None, USERNAME_ENV) and secret_from in (None, PASSWORD_ENV):
+        source = f"{USERNAME_ENV}/{PASSWORD_ENV}"
+    else:
+        source = f"{user_from}/{secret_from}"
+    if secret is None:
+        raise ConfigError(f"a user name was given without a password ({source})")
+    # A token alone is enough for registries such as ghcr.io, which ignore the user name.
+    return Credentials(user or "token", secret, source)
+
+
+def _option_or_variable(
+    value: str | None, option: str, environ: Mapping[str, str], variable: str
+) -> tuple[str | None, str | None]:
+    """An option's value, else its environment variable's; and which of the two that was."""
+    if value:
+        return value, option
+    if environ.get(variable):
+        return environ[variable], variable
+    return None, None
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        _log.warning("cannot read %s (%s); ignoring it", path, error.strerror)
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        _log.warning("%s is not valid JSON; ignoring it", path)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _key_host(key: str) -> str:
+    """The host of an ``auths`` key: ``https://ghcr.io/v1/`` and ``ghcr.io/acme`` -> ghcr.io."""
+    for prefix in ("https://", "http://"):
+        if key.lower().startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    return key.split("/", 1)[0].lower()
+
+
+def _host_aliases(host: str) -> set[str]:
+    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return {"docker.io", "index.docker.io", "registry-1.docker.io"}
+    return {host}
+
+
+def _from_docker_config(
+    path: Path, host: str, environ: Mapping[str, str], timeout: float
+) -> Credentials | None:
+    config = _read_config(path)
+    if config is None:
+        return None
+    aliases = _host_aliases(host)
+    helpers = config.get("credHelpers")
+    helper: Any = None
+    if isinstance(helpers, dict):
+        helper = next((name for key, name in helpers.items() if _key_host(key) in aliases), None)
+    if helper is None:
+        helper = config.get("credsStore")
+    if isinstance(helper, str) and helper:
+        found = _from_helper(helper, host, environ, timeout)
+        if found is not None:
+            return found
+    auths = config.get("auths")
+    if not isinstance(auths, dict):
+        return None
+    # An exact key beats a key that names a repository inside the host (containers' style).
+    matches = sorted(
+        (key for key in auths if isinstance(key, str) and _key_host(key) in aliases),
+        key=lambda key: (key.lower().rstrip("/") not in aliases, len(key)),
+    )
+    for key in matches:
+        found = _from_auth_entry(auths[key], f"{path} ({_key_host(key)})")
+        if found is not None:
+            return found
+    return None
+
+
+def _from_auth_entry(entry: Any, source: str) -> Credentials | None:
+    if not isinstance(entry, dict):
+        return None
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=False).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            _log.warning("an auth entry in %s is not valid base64; ignoring it", source)
+            return None
+        username, sep, password = decoded.partition(":")
+        if sep and username and password:
+            return Credentials(username, password, source)
+        return None
+    name, secret = entry.get("username"), entry.get("password")
+    if isinstance(name, str) and isinstance(secret, str) and name and secret:
+        return Credentials(name, secret, source)
+    return None
+
+
+def _from_helper(
+    name: str, host: str, environ: Mapping[str, str], timeout: float
+) -> Credentials | None:
+    """Ask ``docker-credential-<name> get``; any failure means "no credentials from it"."""
+    program_name = f"docker-credential-{name}"
+    if not _HELPER_NAME_RE.fullmatch(name):
+        _log.warning("ignoring credential helper with an odd name %r", name[:40])
+        return None
+    program = shutil.which(program_name, path=environ.get("PATH"))
+    if program is None:
+        _log.debug("credential helper %s is not installed", program_name)
+        return None
+    try:
+        completed = subprocess.run(
+            [program, "get"],
+            input=host.encode(),
+            capture_output=True,
+            timeout=timeout,
+            env=dict(environ),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        _log.warning("credential helper %s did not answer in %.0f s", program_name, timeout)
+        return None
+    except OSError as error:
+        _log.warning("cannot run credential helper %s (%s)", program_name, error.strerror)
+        return None
+    if completed.returncode != 0:
+        # "credentials not found" is the helper's normal way to say it has nothing.
+        _log.debug("credential helper %s has no credentials for %s", program_name, host)
+        return None
+    try:
+        answer = json.loads(completed.stdout)
+    except ValueError:
+        _log.warning("credential helper %s answered something other than JSON", program_name)
+        return None
+    if not isinstance(answer, dict):
+        return None
+    username, secret = answer.get("Username"), answer.get("Secret")
+    if not isinstance(username, str) or not isinstance(secret, str) or not secret:
+        return None
+    if username == "<token>":
+        # An identity (OAuth refresh) token needs a flow no OCI registry we target requires.
+        _log.debug("credential helper %s holds an identity token; not used", program_name)
+        return None
+    return Credentials(username or "token", secret, f"credential helper {program_name}")
