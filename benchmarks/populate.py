@@ -55,16 +55,13 @@ def populate(registry: RunningRegistry, folder: Path, versions: int) -> str:
                 )
             )
         paths.append(make_sdist(folder, DEEP_PROJECT, version, requires_python=">=3.8"))
-    factory = StoreFactory(
+    with StoreFactory(
         parse_target(target),
         username=registry.username,
         password=registry.password,
         environ={},
-    )
-    try:
-        publish(factory.open, [read_distribution(p) for p in paths], PushOptions(workers=8))
-    finally:
-        factory.close()
+    ) as stores:
+        publish(stores.open, [read_distribution(p) for p in paths], PushOptions(workers=8))
     print(
         f"  published {versions} versions x {len(WHEEL_TAGS) + 1} files "
         f"in {time.monotonic() - started:.0f} s",

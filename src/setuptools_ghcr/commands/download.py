@@ -106,19 +106,19 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.usecases.resolve import download
 
     options = resolve_options(args)
-    factory = context.factory(args)
-    try:
-        with open_cache(args, context) as cache, transfer_progress() as progress:
-            downloaded = download(
-                factory,
-                args.requirements,
-                context.cwd / args.dest,
-                cache=cache,
-                options=options,
-                progress=progress,
-            )
-    finally:
-        factory.close()
+    with (
+        context.factory(args) as stores,
+        open_cache(args, context) as cache,
+        transfer_progress() as progress,
+    ):
+        downloaded = download(
+            stores,
+            args.requirements,
+            context.cwd / args.dest,
+            cache=cache,
+            options=options,
+            progress=progress,
+        )
     for item in downloaded:
         print(Path(args.dest) / item.path.name, file=sys.stdout)
     return 0

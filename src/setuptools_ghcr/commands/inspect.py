@@ -67,14 +67,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.usecases.resolve import parse_requirement
 
     requirement = parse_requirement(args.project)
-    factory = context.factory(args)
-    try:
-        store = factory.open(requirement.name)
+    with context.factory(args) as stores:
+        store = stores.open(requirement.name)
         info = inspect_project(
             store, requirement.name, requirement.specifier or None, manifests=args.json
         )
-    finally:
-        factory.close()
     out = sys.stdout
     if args.json:
         json.dump(project_json(info), out, indent=2)

@@ -51,16 +51,16 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if not requirements:
         raise InvalidReferenceError("give at least one requirement before '--'")
     options = resolve_options(args)
-    factory = context.factory(args)
-    try:
-        with open_cache(args, context) as cache, transfer_progress() as progress:
-            return install(
-                factory,
-                requirements,
-                cache=cache,
-                pip_args=pip_args,
-                options=options,
-                progress=progress,
-            )
-    finally:
-        factory.close()
+    with (
+        context.factory(args) as stores,
+        open_cache(args, context) as cache,
+        transfer_progress() as progress,
+    ):
+        return install(
+            stores,
+            requirements,
+            cache=cache,
+            pip_args=pip_args,
+            options=options,
+            progress=progress,
+        )

@@ -65,31 +65,29 @@ def run(args: argparse.Namespace, context: Context) -> int:
     server_log = logging.getLogger(serve.__name__)
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
-    factory = context.factory(args)
-    app = make_app(factory, cache_ttl=ttl)
-    try:
-        server = make_server(app, args.host, args.port)
-    except OSError as error:
-        app.close()
-        factory.close()
-        raise ConfigError(
-            f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
-        ) from error
-    from setuptools_ghcr.core.targets import is_loopback_host
+    with context.factory(args) as stores:
+        app = make_app(stores, cache_ttl=ttl)
+        try:
+            server = make_server(app, args.host, args.port)
+        except OSError as error:
+            app.close()
+            raise ConfigError(
+                f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
+            ) from error
+        from setuptools_ghcr.core.targets import is_loopback_host
 
-    if not is_loopback_host(args.host.strip("[]")):
-        server_log.warning(
-            "listening on %s: anyone who can reach it reads what this server's credentials "
-            "can read",
-            args.host,
-        )
-    print(f"Serving {factory.target} at {server.url}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr)
-    finally:
-        server.server_close()
-        app.close()
-        factory.close()
+        if not is_loopback_host(args.host.strip("[]")):
+            server_log.warning(
+                "listening on %s: anyone who can reach it reads what this server's credentials "
+                "can read",
+                args.host,
+            )
+        print(f"Serving {stores.target} at {server.url}", file=sys.stderr, flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("Stopped.", file=sys.stderr)
+        finally:
+            server.server_close()
+            app.close()
     return 0

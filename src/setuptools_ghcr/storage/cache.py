@@ -18,23 +18,25 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
-import stat
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from setuptools_ghcr.core.oci import Descriptor, Digest, page_buffer
-from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
+from setuptools_ghcr.core.oci import Descriptor, Digest
+from setuptools_ghcr.errors import DigestMismatchError, TooLargeError, UnsafeResponseError
+from setuptools_ghcr.storage.files import (
+    PendingFile,
+    copy_verified,
+    is_regular,
+    open_regular,
+    write_atomically,
+)
 from setuptools_ghcr.storage.store import ProgressCallback, Store
 
 __all__ = ["CACHE_DIR_ENV", "BlobCache", "default_cache_root"]
 
 CACHE_DIR_ENV = "SETUPTOOLS_GHCR_CACHE_DIR"
-_CHUNK_SIZE = 1 << 20
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class BlobCache:
     def has(self, digest: Digest) -> bool:
         """Whether an entry exists (it is still verified when used)."""
         try:
-            return stat.S_ISREG(os.lstat(self.path(digest)).st_mode)
+            return is_regular(self.path(digest))
         except OSError:
             return False
 
@@ -102,18 +104,9 @@ class BlobCache:
     def store_small(self, data: bytes) -> Digest:
         """Add a small blob held in memory (e.g. core metadata read from a store)."""
         digest = Digest.of_bytes(data)
-        folder = self.path(digest).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{digest.hex}.{secrets.token_hex(6)}.part"
-        fd = os.open(temp, _CREATE_FLAGS, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(temp, self.path(digest))
-        except BaseException:
-            with suppress(FileNotFoundError):
-                temp.unlink()
-            raise
+        path = self.path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
         return digest
 
     def verify(self, digest: Digest, size: int | None) -> bool:
@@ -122,13 +115,7 @@ class BlobCache:
         if source is None:
             return False
         with source:
-            writer = digest.hasher()
-            for chunk in iter(lambda: source.read(_CHUNK_SIZE), b""):
-                writer.update(chunk)
-            try:
-                writer.verify(digest, size, f"cached blob {digest}")
-            except DigestMismatchError as error:
-                logger.warning("dropping a damaged cache entry: %s", error)
+            if not _intact(source, digest, size):
                 self._drop(digest, source)
                 return False
         return True
@@ -142,42 +129,28 @@ class BlobCache:
         process a moment ago). False (nothing written) when the entry is absent or damaged;
         a damaged entry is dropped so the next :meth:`fetch` downloads it again.
         """
-        temp = destination.parent / f".{destination.name}.{secrets.token_hex(6)}.part"
-        try:
-            os.link(self.path(digest), temp, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        except OSError as error:
-            # Another file system, a file system without links, or too many links: copy.
-            logger.debug("cannot link the cache entry of %s (%s); copying it", digest, error)
-            return self.copy_to(digest, size, destination)
-        try:
+        with PendingFile(destination) as pending:
             try:
-                fd = os.open(temp, _READ_FLAGS)
-            except OSError as error:
-                if error.errno != errno.ELOOP:
-                    raise
-                fd = None  # the entry is a symbolic link: never handed out
-            if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
-                if fd is not None:
-                    os.close(fd)
-                logger.warning("ignoring cache entry %s: not a regular file", digest)
-                temp.unlink()
+                pending.link_from(self.path(digest))
+            except FileNotFoundError:
                 return False
-            with os.fdopen(fd, "rb") as source:
+            except OSError as error:
+                # Another file system, a file system without links, or too many links: copy.
+                logger.debug("cannot link the cache entry of %s (%s); copying it", digest, error)
+                return self.copy_to(digest, size, destination)
+            try:
+                source = pending.open_linked(f"cache entry {digest}")
+            except UnsafeResponseError:
+                # A symbolic link (or a FIFO...) in the cache is never handed out.
+                logger.warning("ignoring cache entry %s: not a regular file", digest)
+                return False
+            with source:
                 if not just_verified and not _intact(source, digest, size):
-                    temp.unlink()
                     self._drop(digest, source)
                     return False
-            os.replace(temp, destination)
             # When ``destination`` already is a link to the entry (another process placed it),
-            # rename() leaves both names as they were: the temporary one must go.
-            with suppress(FileNotFoundError):
-                temp.unlink()
-        except BaseException:
-            with suppress(FileNotFoundError):
-                temp.unlink()
-            raise
+            # rename() leaves both names as they were; the temporary one goes with the block.
+            pending.commit()
         return True
 
     def copy_to(self, digest: Digest, size: int | None, destination: Path) -> bool:
@@ -189,41 +162,28 @@ class BlobCache:
         source = self._open(digest)
         if source is None:
             return False
-        with source:
-            temp = destination.parent / f".{destination.name}.{secrets.token_hex(6)}.part"
-            fd = os.open(temp, _CREATE_FLAGS, 0o666)
+        with source, PendingFile(destination) as pending:
             try:
-                with os.fdopen(fd, "wb") as out:
-                    _copy_hashing(source, out, digest, size)
-                os.replace(temp, destination)
+                with pending.writing() as out:
+                    copy_verified(source, out, digest, size, what=f"cached blob {digest}")
             except DigestMismatchError as error:
-                with suppress(FileNotFoundError):
-                    temp.unlink()
                 logger.warning("dropping a damaged cache entry: %s", error)
                 self._drop(digest, source)
                 return False
-            except BaseException:
-                with suppress(FileNotFoundError):
-                    temp.unlink()
-                raise
+            pending.commit()
         return True
 
     def _open(self, digest: Digest) -> BinaryIO | None:
         """The entry, opened without following links; None when absent or not a file."""
         try:
-            fd = os.open(self.path(digest), _READ_FLAGS)
-        except FileNotFoundError:
-            return None
+            return open_regular(self.path(digest), f"cache entry {digest}")
+        except UnsafeResponseError:
+            pass
         except OSError as error:
-            if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                logger.warning("ignoring cache entry %s: not a regular file", digest)
-                return None
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            logger.warning("ignoring cache entry %s: not a regular file", digest)
-            return None
-        return os.fdopen(fd, "rb")
+            if error.errno != errno.ENOTDIR:
+                raise
+        logger.warning("ignoring cache entry %s: not a regular file", digest)
+        return None
 
     def _drop(self, digest: Digest, opened: BinaryIO) -> None:
         """Remove a damaged entry, unless another process has replaced it meanwhile."""
@@ -236,27 +196,9 @@ class BlobCache:
 
 def _intact(source: BinaryIO, digest: Digest, size: int | None) -> bool:
     """Whether an open entry hashes to ``digest`` (and has ``size`` bytes); logs when not."""
-    writer = digest.hasher()
-    view = memoryview(page_buffer(_CHUNK_SIZE))
-    while count := source.readinto(view):  # type: ignore[attr-defined]
-        writer.update(view[:count])
     try:
-        writer.verify(digest, size, f"cached blob {digest}")
+        copy_verified(source, None, digest, size, what=f"cached blob {digest}")
     except DigestMismatchError as error:
         logger.warning("dropping a damaged cache entry: %s", error)
         return False
     return True
-
-
-def _copy_hashing(source: BinaryIO, out: BinaryIO, digest: Digest, size: int | None) -> None:
-    writer = digest.hasher()
-    what = f"cached blob {digest}"
-    while True:
-        chunk = source.read(_CHUNK_SIZE)
-        if not chunk:
-            break
-        writer.update(chunk)
-        if size is not None and writer.size > size:
-            raise DigestMismatchError(f"{what}: more than the expected {size} bytes")
-        out.write(chunk)
-    writer.verify(digest, size, what)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target
@@ -44,7 +45,12 @@ class StoreFactory:
     """Makes the :class:`Store` of any project on one target.
 
     Registry stores of one target share a client, hence one HTTP session, its connections
-    and its tokens.
+    and its tokens, which leaving the ``with`` block closes::
+
+        with StoreFactory(target) as stores:
+            store = stores.open("demo-pkg")
+
+    A layout target on a platform that cannot hold one is refused here, in one line.
     """
 
     def __init__(
@@ -62,6 +68,21 @@ class StoreFactory:
         self._environ = dict(os.environ if environ is None else environ)
         self._home = home
         self._client: RegistryClient | None = None
+        if isinstance(target, LayoutTarget):
+            from setuptools_ghcr.storage.layout_folder import require_layout_support
+
+            require_layout_support()
+
+    def __enter__(self) -> StoreFactory:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def client(self) -> RegistryClient:
         """The registry client of a registry target (made on first use)."""
@@ -101,5 +122,6 @@ class StoreFactory:
         return self.client().store(self.target.repository(project))
 
     def close(self) -> None:
+        """Close the registry client, if one was made (its connections)."""
         if self._client is not None:
             self._client.close()

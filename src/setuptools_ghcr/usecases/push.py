@@ -83,17 +83,11 @@ def push_files(
     dists = [scan_distribution(Path(path)) for path in paths]
     target = resolve_target(repository, settings, environ)
     options = push_options(settings, environ, skip_existing=skip_existing, extra_tags=extra_tags)
-    factory = StoreFactory(
-        target,
-        username=username,
-        password=password,
-        environ=environ,
-    )
-    try:
-        with (progress or nullcontext)() as bars:
-            results = publish(factory.open, dists, options, bars)
-    finally:
-        factory.close()
+    with (
+        StoreFactory(target, username=username, password=password, environ=environ) as stores,
+        (progress or nullcontext)() as bars,
+    ):
+        results = publish(stores.open, dists, options, bars)
     return PushReport(target, tuple(results))
 
 
