@@ -118,7 +118,7 @@ class StoreFactory:
         if isinstance(self.target, LayoutTarget):
             from setuptools_ghcr.storage.layout import LayoutStore
 
-            return LayoutStore(self.target.layout_path(project), self.target.repository(project))
+            return LayoutStore.for_project(self.target, project)
         return self.client().store(self.target.repository(project))
 
     def close(self) -> None:

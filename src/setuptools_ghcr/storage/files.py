@@ -21,7 +21,6 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +28,7 @@ from typing import BinaryIO
 
 from setuptools_ghcr.core.oci import Digest, DigestWriter, page_buffer
 from setuptools_ghcr.errors import DigestMismatchError, UnsafeResponseError
+from setuptools_ghcr.storage.store import ProgressCallback
 
 __all__ = [
     "CHUNK_SIZE",
@@ -74,7 +74,6 @@ DIRECTORY_FLAGS = os.O_RDONLY | _flag("O_DIRECTORY") | CLOEXEC
 # checked once opened instead (PendingFile.open_linked).
 _LINK_NOFOLLOW = os.link in os.supports_follow_symlinks
 
-ProgressCallback = Callable[[int], None]
 Name = str | Path
 
 
