@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target
@@ -76,12 +75,7 @@ class StoreFactory:
     def __enter__(self) -> StoreFactory:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def client(self) -> RegistryClient:

@@ -21,9 +21,9 @@ import errno
 import os
 import secrets
 import stat
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from setuptools_ghcr.core.oci import Digest, DigestWriter, page_buffer
@@ -230,18 +230,17 @@ class PendingFile:
     def __enter__(self) -> PendingFile:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.discard()
 
-    def writing(self) -> _Writing:
+    @contextmanager
+    def writing(self) -> Iterator[BinaryIO]:
         """The temporary file, created and open for writing; flushed to disk on closing."""
         fd = os.open(self.temp, _CREATE_FLAGS, FILE_MODE, dir_fd=self._dir_fd)
-        return _Writing(os.fdopen(fd, "wb"))
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
 
     def link_from(self, source: Name, *, src_dir_fd: int | None = None) -> None:
         """Make the temporary name a hard link to ``source`` (never to what a link names)."""
@@ -277,27 +276,6 @@ class PendingFile:
         """Remove the temporary name if it is still there."""
         with suppress(FileNotFoundError):
             os.unlink(self.temp, dir_fd=self._dir_fd)
-
-
-class _Writing:
-    """The open temporary file of a :class:`PendingFile`; its content is fsynced on close."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-
-    def __enter__(self) -> BinaryIO:
-        return self.file
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        with self.file:
-            if kind is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
 
 
 def write_atomically(final: Name, data: bytes, *, dir_fd: int | None = None) -> None:
