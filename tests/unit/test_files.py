@@ -21,6 +21,7 @@ from setuptools_ghcr.storage.files import (
     PendingFile,
     copy_hashing,
     copy_verified,
+    hash_reading_ahead,
     is_regular,
     is_temp_name,
     open_regular,
@@ -221,6 +222,13 @@ def test_copy_hashing_reads_a_stream_without_readinto() -> None:
     writer = DigestWriter()
     copy_hashing(Bare(), writer)  # type: ignore[arg-type]
     assert writer.digest() == Digest.of_bytes(DATA)
+
+
+@pytest.mark.parametrize("size", [0, 1, (4 << 20) - 1, (4 << 20) * 2 + 3])
+def test_hashing_ahead_hashes_every_byte_once(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    writer = hash_reading_ahead(io.BytesIO(data))
+    assert (writer.digest(), writer.size) == (Digest.of_bytes(data), size)
 
 
 def test_copy_verified_refuses_other_bytes() -> None:

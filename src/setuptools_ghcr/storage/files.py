@@ -6,7 +6,8 @@ all go through them.
   reader never sees a partial file; a failure leaves no temporary name behind. Files are
   created with mode ``0o666`` narrowed by the umask, like any file the user creates.
 - :func:`copy_hashing` / :func:`copy_verified`: read a stream to its end through a hasher,
-  copying it on the way when asked, and stop as soon as it runs past the expected size.
+  copying it on the way when asked, and stop as soon as it runs past the expected size;
+  :func:`hash_reading_ahead` hashes a whole file while the next chunk is being read.
 - :func:`open_regular` / :func:`is_regular`: open or test a file without following a symbolic
   link, so a link planted in a cache or a layout never leads outside it.
 
@@ -21,7 +22,8 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +42,7 @@ __all__ = [
     "copy_hashing",
     "copy_verified",
     "fsync_folder",
+    "hash_reading_ahead",
     "is_regular",
     "is_temp_name",
     "open_regular",
@@ -47,6 +50,7 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1 << 20
+_READ_AHEAD_CHUNK = 4 << 20
 #: The umask narrows it, as for any file a user creates.
 FILE_MODE = 0o666
 #: The suffix of every temporary name (``.<final name>.<random>.part``).
@@ -169,6 +173,26 @@ def copy_hashing(
             out.write(chunk)
         if progress is not None:
             progress(count)
+
+
+def hash_reading_ahead(source: BinaryIO) -> DigestWriter:
+    """Hash ``source`` to its end, reading the next chunk on another thread meanwhile.
+
+    File reads and hashlib both release the GIL, so copying out of the page cache costs no
+    time on top of the hashing: worth a thread for a whole big file read just to hash it.
+    """
+    writer = DigestWriter()
+    views = [memoryview(page_buffer(_READ_AHEAD_CHUNK)) for _ in range(2)]
+    read: Callable[[memoryview], int] = source.readinto  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(1, "hash-read") as reader:
+        turn = 0
+        pending = reader.submit(read, views[turn])
+        while count := pending.result():
+            current = views[turn]
+            turn ^= 1
+            pending = reader.submit(read, views[turn])
+            writer.update(current[:count])
+    return writer
 
 
 def copy_verified(

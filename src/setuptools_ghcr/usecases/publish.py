@@ -24,7 +24,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from setuptools_ghcr.core.dists import Distribution, ScannedDistribution
-from setuptools_ghcr.core.oci import Descriptor, Digest, DigestWriter, Index, page_buffer
+from setuptools_ghcr.core.oci import Descriptor, Digest, Index
 from setuptools_ghcr.core.wire_format import (
     METADATA_MEDIA_TYPE,
     FileEntry,
@@ -46,6 +46,7 @@ from setuptools_ghcr.errors import (
     InvalidReferenceError,
     NotFoundError,
 )
+from setuptools_ghcr.storage.files import hash_reading_ahead
 from setuptools_ghcr.storage.store import (
     BytesBlob,
     FileBlob,
@@ -71,7 +72,6 @@ SETTLE_MAX = 2.0
 #: Files at least this big are hashed and checked while they upload rather than before:
 #: reading a big file three times over (check, hash, send) would cost more than sending it.
 STREAM_FROM = 32 << 20
-_HASH_CHUNK = 4 << 20
 
 #: A file to publish: validated and hashed, or only scanned (see ``PushOptions.stream_from``).
 LocalFile = Distribution | ScannedDistribution
@@ -152,23 +152,9 @@ def _group(
 
 
 def _hashed(scanned: ScannedDistribution) -> Distribution:
-    """The file with its digest, reading the next chunk on another thread while hashing one.
-
-    File reads and hashlib both release the GIL, so copying out of the page cache costs no
-    time on top of the hashing, which is then the whole cost of comparing a file already
-    published (a re-push).
-    """
-    writer = DigestWriter()
-    views = [memoryview(page_buffer(_HASH_CHUNK)) for _ in range(2)]
-    with scanned.open() as stream, ThreadPoolExecutor(1, "hash-read") as reader:
-        read: Callable[[memoryview], int] = stream.readinto  # type: ignore[attr-defined]
-        turn = 0
-        pending = reader.submit(read, views[turn])
-        while count := pending.result():
-            current = views[turn]
-            turn ^= 1
-            pending = reader.submit(read, views[turn])
-            writer.update(current[:count])
+    """The file with its digest; reading ahead makes hashing the whole cost of a re-push."""
+    with scanned.open() as stream:
+        writer = hash_reading_ahead(stream)
     return scanned.with_digest(writer.digest(), writer.size)
 
 
