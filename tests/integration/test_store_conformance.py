@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -72,8 +73,14 @@ def _script(store: Store, work: Path, corrupt: Callable[[Digest], None]) -> dict
         store.push_blob(blob)
     seen["blob exists"] = store.blob_exists(layer.descriptor.digest)
     seen["config read"] = store.read_blob(config.descriptor)
-    store.download_blob(layer.descriptor, work / "down.bin")
-    seen["download bytes equal"] = (work / "down.bin").read_bytes() == data
+    landed = work / "landed"
+    landed.mkdir()
+    store.download_blob(layer.descriptor, landed / "down.bin")
+    seen["download bytes equal"] = (landed / "down.bin").read_bytes() == data
+    seen["download folder, mode"] = (
+        sorted(os.listdir(landed)),
+        stat.S_IMODE((landed / "down.bin").stat().st_mode),
+    )
     seen["streamed bytes equal"] = b"".join(store.iter_blob(layer.descriptor)) == data
 
     manifest = Manifest.build(
@@ -150,3 +157,7 @@ def test_every_store_answers_the_script_like_the_layout(
     assert expected["corrupted download"] == DigestMismatchError.__name__
     assert expected["files left after refusal"] == []
     assert expected["tags"] == ["1.0", "latest"]
+    # A download lands alone (no temporary name left), with the mode the umask gives a new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert expected["download folder, mode"] == (["down.bin"], 0o666 & ~umask)

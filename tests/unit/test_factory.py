@@ -54,3 +54,14 @@ def test_without_posix_pieces_a_layout_is_refused_in_one_line(
         LayoutStore(tmp_path / "root" / "demo", "demo")
     assert "\n" not in str(refused.value)
     assert not (tmp_path / "root").exists()
+
+
+def test_only_a_layout_lock_keeps_other_writers_out(tmp_path: Path) -> None:
+    """publish re-reads a registry's index after merging; a locked layout needs no second look."""
+    registry = StoreFactory(parse_target("127.0.0.1:1/team"), environ={}, home=tmp_path)
+    with registry as stores, stores.open("demo-pkg").lock() as exclusive:
+        assert exclusive is False
+    layout = StoreFactory(LayoutTarget(tmp_path / "root"), environ={})
+    with layout as stores, stores.open("demo-pkg").lock() as exclusive:
+        assert exclusive is True
+        assert (tmp_path / "root" / "demo_pkg").is_dir()

@@ -94,9 +94,11 @@ def test_leaving_without_commit_discards(tmp_path: Path) -> None:
     assert _names(tmp_path) == []
 
 
-def test_content_and_folder_are_flushed_to_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("durable", "flushed"), [(True, ["file", "folder"]), (False, [])])
+def test_a_durable_file_and_its_folder_are_flushed_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool, flushed: list[str]
 ) -> None:
+    """A store's own files are flushed; a downloaded copy is not (as curl's is not)."""
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -105,8 +107,9 @@ def test_content_and_folder_are_flushed_to_disk(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    write_atomically(tmp_path / "index.json", b"{}")
-    assert synced == ["file", "folder"]
+    write_atomically(tmp_path / "index.json", b"{}", durable=durable)
+    assert synced == flushed
+    assert (tmp_path / "index.json").read_bytes() == b"{}"
 
 
 def test_commit_may_name_the_file_once_it_is_known(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ class BlobCache:
         digest = Digest.of_bytes(data)
         path = self.path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
+        write_atomically(path, data, durable=False)
         return digest
 
     def verify(self, digest: Digest, size: int | None) -> bool:
@@ -129,7 +129,7 @@ class BlobCache:
         process a moment ago). False (nothing written) when the entry is absent or damaged;
         a damaged entry is dropped so the next :meth:`fetch` downloads it again.
         """
-        with PendingFile(destination) as pending:
+        with PendingFile(destination, durable=False) as pending:
             try:
                 pending.link_from(self.path(digest))
             except FileNotFoundError:
@@ -162,7 +162,7 @@ class BlobCache:
         source = self._open(digest)
         if source is None:
             return False
-        with source, PendingFile(destination) as pending:
+        with source, PendingFile(destination, durable=False) as pending:
             try:
                 with pending.writing() as out:
                     copy_verified(source, out, digest, size, what=f"cached blob {digest}")

@@ -206,7 +206,11 @@ class LayoutStore:
         self, descriptor: Descriptor, destination: Path, progress: ProgressCallback | None = None
     ) -> None:
         what = self._folder.what(descriptor.digest)
-        with self._open_blob(descriptor.digest) as source, PendingFile(destination) as pending:
+        # A download is a copy: not flushed to disk (see storage.files).
+        with (
+            self._open_blob(descriptor.digest) as source,
+            PendingFile(destination, durable=False) as pending,
+        ):
             with pending.writing() as out:
                 copy_verified(
                     source, out, descriptor.digest, descriptor.size, what=what, progress=progress

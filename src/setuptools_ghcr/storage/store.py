@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -142,4 +143,13 @@ class Store(Protocol):
 
     def list_tags(self) -> list[str]:
         """Every tag of the repository (all pages); empty when the repository does not exist."""
+        ...
+
+    def lock(self) -> AbstractContextManager[bool]:
+        """Hold the repository's writer lock around a read-modify-write of a tag.
+
+        Yields True when, while it is held, no other writer can change the repository's tags
+        (a layout folder's lock), False when the store has no lock to take (a registry): the
+        caller then re-reads what it wrote to catch a concurrent overwrite.
+        """
         ...

@@ -8,15 +8,13 @@ version converge because each re-reads, merges and verifies until its files are 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -272,11 +270,6 @@ def _listed(index: Index | None, entries: Sequence[Descriptor]) -> bool:
     return all((entry_filename(e), e.digest) in present for e in entries)
 
 
-@contextlib.contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
-
-
 def _merge(
     store: Store, version: Version, entries: Sequence[Descriptor], tags: Sequence[str]
 ) -> Index:
@@ -284,14 +277,13 @@ def _merge(
 
     Registries have no compare-and-swap, so a concurrent writer may overwrite our index
     with one built before ours landed; re-reading after a short random pause catches that,
-    and the merge is simply done again. Layouts are locked instead.
+    and the merge is simply done again. Layouts are locked instead (``store.lock()`` says
+    which: it yields whether it keeps other writers out).
     """
     tag = version_to_tag(version)
-    locked = hasattr(store, "lock")
-    lock: Callable[[], AbstractContextManager[None]] = getattr(store, "lock", _no_lock)
     for attempt in range(MERGE_ATTEMPTS):
         started = time.monotonic()
-        with lock():
+        with store.lock() as locked:
             current = read_index(store, tag)
             merged = merge_index(current, entries, version=version)
             if current is None or merged.raw != current.raw:

@@ -8,15 +8,14 @@ destination only once whole and verified, received, written and hashed on three 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from setuptools_ghcr.core.oci import MAX_MANIFEST_SIZE, Descriptor, Digest, verified_chunks
 from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
+from setuptools_ghcr.storage.files import PendingFile
 from setuptools_ghcr.storage.registry.streams import Buffers, Worker
 from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
@@ -40,6 +39,15 @@ class RegistryStore:
     @property
     def repository(self) -> str:
         return self._repository
+
+    @contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Take no lock, and say so (False): a registry has none to take.
+
+        The distribution API offers neither locks nor compare-and-swap on tags, so a writer
+        that merges into a tag re-reads what landed to catch a concurrent overwrite.
+        """
+        yield False
 
     # ------------------------------------------------------------------ blobs
 
@@ -83,13 +91,10 @@ class RegistryStore:
     def download_blob(
         self, descriptor: Descriptor, destination: Path, progress: ProgressCallback | None = None
     ) -> None:
-        destination = Path(destination)
         what = f"blob {descriptor.digest.short} of {self.location}"
-        fd, temp_name = tempfile.mkstemp(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-        )
-        try:
-            with os.fdopen(fd, "wb") as out:
+        # A download is a copy: not flushed to disk (see storage.files).
+        with PendingFile(destination, durable=False) as pending:
+            with pending.writing() as out:
                 # Receive here, write and hash on two more threads (see streams.Worker).
                 buffers = Buffers()
                 writer = descriptor.digest.hasher()
@@ -113,12 +118,8 @@ class RegistryStore:
                 finally:
                     writing.finish()
                     hashing.finish()
-            writer.verify(descriptor.digest, descriptor.size, what)
-            os.replace(temp_name, destination)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)
-            raise
+                writer.verify(descriptor.digest, descriptor.size, what)
+            pending.commit()
 
     # ------------------------------------------------------------------ manifests and tags
 
