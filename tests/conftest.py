@@ -5,6 +5,8 @@ A registry that cannot start fails the tests that need it; it never skips them.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +54,17 @@ def any_registry(request: pytest.FixtureRequest) -> RunningRegistry:
     """Each of the three registry flavours in turn."""
     registry: RunningRegistry = request.getfixturevalue(request.param)
     return registry
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What ``os.fsync`` flushes from now on, in order: ``"file"`` or ``"folder"``."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced

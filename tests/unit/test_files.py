@@ -96,19 +96,11 @@ def test_leaving_without_commit_discards(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("durable", "flushed"), [(True, ["file", "folder"]), (False, [])])
 def test_a_durable_file_and_its_folder_are_flushed_to_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool, flushed: list[str]
+    tmp_path: Path, fsyncs: list[str], durable: bool, flushed: list[str]
 ) -> None:
     """A store's own files are flushed; a downloaded copy is not (as curl's is not)."""
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
     write_atomically(tmp_path / "index.json", b"{}", durable=durable)
-    assert synced == flushed
+    assert fsyncs == flushed
     assert (tmp_path / "index.json").read_bytes() == b"{}"
 
 

@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import os
 import random
-import stat
 import threading
 import tracemalloc
 from pathlib import Path
@@ -603,26 +602,19 @@ def test_lock_is_reentrant_and_excludes_other_writers(tmp_path: Path) -> None:
 
 
 def test_what_the_layout_stores_is_flushed_to_disk_and_a_download_is_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fsyncs: list[str]
 ) -> None:
     store = _store(tmp_path)
-    store.push_blob(BytesBlob(b"first", PACKAGE))  # creates the layout before counting
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    store.push_blob(BytesBlob(b"first", PACKAGE))  # creates the layout
+    fsyncs.clear()
     blob = BytesBlob(b"wheel bytes", PACKAGE)
     store.push_blob(blob)
-    assert synced == ["file", "folder"]
-    synced.clear()
+    assert fsyncs == ["file", "folder"]
+    fsyncs.clear()
     manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     store.put_manifest(_version_index([manifest], "1.0").raw, OCI_INDEX, "1.0")
-    assert synced[-2:] == ["file", "folder"]  # index.json
-    synced.clear()
+    assert fsyncs[-2:] == ["file", "folder"]  # index.json
+    fsyncs.clear()
     store.download_blob(blob.descriptor, tmp_path / "out.whl")
-    assert synced == []
+    assert fsyncs == []
     assert (tmp_path / "out.whl").read_bytes() == b"wheel bytes"
