@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ghcr_emulator import GhcrRegistry, start_ghcr
+from github_api import GitHubApi
 from registry_harness import RegistryKind, RegistryStartError, RunningRegistry, start_registry
 
 
@@ -49,9 +51,30 @@ def redirect_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     yield from _serve("redirect", tmp_path_factory.mktemp("redirect-registry"))
 
 
-@pytest.fixture(params=["plain_registry", "htpasswd_registry", "token_registry"])
+@pytest.fixture(scope="session")
+def ghcr_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GhcrRegistry]:
+    """The ghcr.io emulator (see ``ghcr_emulator``) in front of its own registry; its user
+    ``tester`` may push under any namespace no one else owns, and new packages are private."""
+    try:
+        registry = start_ghcr(tmp_path_factory.mktemp("ghcr"))
+    except RegistryStartError as error:
+        pytest.fail(f"cannot start the ghcr.io emulator: {error}", pytrace=False)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+@pytest.fixture
+def github_api(ghcr_registry: GhcrRegistry) -> Iterator[GitHubApi]:
+    """GitHub's REST endpoints for the emulator's packages (see ``github_api``)."""
+    with GitHubApi(ghcr_registry) as api:
+        yield api
+
+
+@pytest.fixture(params=["plain_registry", "htpasswd_registry", "token_registry", "ghcr_registry"])
 def any_registry(request: pytest.FixtureRequest) -> RunningRegistry:
-    """Each of the three registry flavours in turn."""
+    """Each of the registry flavours in turn, the ghcr.io emulator last."""
     registry: RunningRegistry = request.getfixturevalue(request.param)
     return registry
 

@@ -39,7 +39,7 @@ __all__ = [
     "start_registry",
 ]
 
-RegistryKind = Literal["plain", "htpasswd", "token", "redirect"]
+RegistryKind = Literal["plain", "htpasswd", "token", "redirect", "ghcr"]
 
 #: Every test password contains this, so a test can search any output for leaked secrets.
 SECRET_MARKER = "s3cret-"

@@ -73,7 +73,7 @@ def _registry_where(registry: RunningRegistry, namespace: str) -> Where:
     return Where(text, factory, registry)
 
 
-@pytest.fixture(params=["layout", "plain", "htpasswd", "token"])
+@pytest.fixture(params=["layout", "plain", "htpasswd", "token", "ghcr"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Where]:
     namespace = f"pub{abs(hash(request.node.nodeid)) % 10**8}"
     if request.param == "layout":

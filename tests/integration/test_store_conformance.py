@@ -36,7 +36,7 @@ from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
 pytestmark = pytest.mark.integration
 
 LAYER = "application/pyoci.package.v1"
-KINDS = ["layout", "plain", "htpasswd", "token"]
+KINDS = ["layout", "plain", "htpasswd", "token", "ghcr"]
 
 
 def _outcome(action: Callable[[], Any]) -> Any:

@@ -93,6 +93,10 @@ class StoreFactory:
                 environ=self._environ,
                 home=self._home,
             )
+            from setuptools_ghcr.storage.registry.challenge import (
+                ANONYMOUS_AUTH_ENV,
+                AnonymousAuth,
+            )
             from setuptools_ghcr.storage.registry.transport import (
                 DEFAULT_RETRIES,
                 DEFAULT_TIMEOUT,
@@ -104,6 +108,7 @@ class StoreFactory:
                 credentials,
                 timeout=_env_number(self._environ, TIMEOUT_ENV, float, DEFAULT_TIMEOUT),
                 retries=int(_env_number(self._environ, RETRIES_ENV, int, DEFAULT_RETRIES)),
+                anonymous_auth=AnonymousAuth.parse(self._environ.get(ANONYMOUS_AUTH_ENV)),
             )
         return self._client
 

@@ -15,9 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from setuptools_ghcr.errors import AuthenticationError
+from setuptools_ghcr.errors import AuthenticationError, ConfigError
 
 __all__ = [
+    "ANONYMOUS_AUTH_ENV",
+    "GHCR_DUMMY_BEARER",
+    "GHCR_SERVICE",
+    "AnonymousAuth",
     "Challenge",
     "Token",
     "TokenCache",
@@ -30,6 +34,14 @@ __all__ = [
     "push_scope",
     "token_url",
 ]
+
+#: The ``Authorization`` value sent first on anonymous reads, for any registry.
+ANONYMOUS_AUTH_ENV = "SETUPTOOLS_GHCR_ANONYMOUS_AUTH"
+#: The token service name of ghcr.io; a registry whose challenge names it is taken for ghcr.io.
+GHCR_SERVICE = "ghcr.io"
+#: ghcr.io serves public content to any bearer that is not empty ("QQ==" is base64 of "A",
+#: Homebrew's default), which saves the token request of every anonymous read.
+GHCR_DUMMY_BEARER = "Bearer QQ=="
 
 #: Tokens without ``expires_in`` live 60 seconds (distribution token spec).
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -165,6 +177,43 @@ def push_scope(repository: str) -> str:
 def mount_scopes(target: str, source: str) -> tuple[str, ...]:
     """A cross-repository mount writes ``target`` and must be allowed to read ``source``."""
     return (push_scope(target), pull_scope(source))
+
+
+@dataclass(frozen=True)
+class AnonymousAuth:
+    """What an anonymous read sends first, before any challenge: the "fast path".
+
+    By default nothing, except to ghcr.io (the host, or a registry whose challenge names the
+    service ``ghcr.io``), which gets :data:`GHCR_DUMMY_BEARER`. ``SETUPTOOLS_GHCR_ANONYMOUS_AUTH``
+    sets the value for every registry (``Bearer ...`` or ``Basic ...``), or turns it off
+    (``none``). A refused fast path falls back to the challenge flow.
+    """
+
+    value: str | None = field(default=None, repr=False)
+    automatic: bool = True
+
+    @classmethod
+    def parse(cls, text: str | None) -> AnonymousAuth:
+        """The setting from the variable's text (unset or empty: the default)."""
+        if text is None or not text.strip():
+            return cls()
+        text = text.strip()
+        if text.lower() == "none":
+            return cls(None, automatic=False)
+        scheme, _, credential = text.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() not in ("bearer", "basic") or not credential or " " in credential:
+            # Never echoed: the value may be a credential.
+            raise ConfigError(
+                f"{ANONYMOUS_AUTH_ENV} must be 'Bearer <value>', 'Basic <value>' or 'none'"
+            )
+        return cls(f"{scheme.capitalize()} {credential}", automatic=False)
+
+    def value_for(self, is_ghcr: bool) -> str | None:
+        """The value to send first to a registry (None: go straight to the challenge flow)."""
+        if self.value is not None:
+            return self.value
+        return GHCR_DUMMY_BEARER if self.automatic and is_ghcr else None
 
 
 @dataclass(frozen=True)

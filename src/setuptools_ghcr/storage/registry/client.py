@@ -33,7 +33,8 @@ from setuptools_ghcr.errors import (
     TooLargeError,
     UnsafeResponseError,
 )
-from setuptools_ghcr.storage.registry.challenge import pull_scope, push_scope
+from setuptools_ghcr.storage.registry.authenticate import Traffic
+from setuptools_ghcr.storage.registry.challenge import AnonymousAuth, pull_scope, push_scope
 from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.registry.responses import (
@@ -79,6 +80,7 @@ class RegistryClient:
         retries: int = DEFAULT_RETRIES,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        anonymous_auth: AnonymousAuth | None = None,
     ) -> None:
         self._transport = Transport(
             target_host,
@@ -88,12 +90,29 @@ class RegistryClient:
             timeout=timeout,
             retry_policy=retry_policy if retry_policy is not None else RetryPolicy(retries),
             sleep=sleep,
+            anonymous_auth=anonymous_auth,
         )
 
     @property
     def host(self) -> str:
         """The registry's ``host[:port]``, lowercased."""
         return self._transport.host
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials this client answers the registry's challenges with."""
+        return self._transport.credentials
+
+    @property
+    def is_ghcr(self) -> bool:
+        """Whether the registry is ghcr.io: the host, or one whose token challenge names the
+        service ``ghcr.io`` (known once it has challenged a request)."""
+        return self._transport.is_ghcr
+
+    @property
+    def traffic(self) -> Traffic:
+        """How many requests were sent so far, token requests and fast-path reads among them."""
+        return self._transport.traffic
 
     def location(self, repository: str) -> str:
         """Where ``repository`` is, for messages: ``host/repository``."""

@@ -30,6 +30,7 @@ __all__ = [
     "origin",
     "read_limited",
     "refusal_advice",
+    "settle",
 ]
 
 #: Error bodies are read only up to this size.
@@ -67,6 +68,18 @@ def discard(response: requests.Response, limit: int = MAX_ERROR_BODY) -> None:
         pass
     finally:
         response.close()
+
+
+def settle(response: requests.Response, limit: int = MAX_ERROR_BODY) -> None:
+    """Read a small answer whole, keeping it at hand while its connection serves the next
+    request (a 401 is kept until its challenge is answered, and ghcr.io's token service is
+    on the registry's own host: without this, a second connection would open)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) <= limit:
+        try:
+            response.content  # noqa: B018 - read for its effect: the body is buffered
+        except requests.RequestException:
+            pass
 
 
 def read_limited(response: requests.Response, limit: int, what: str) -> bytes:

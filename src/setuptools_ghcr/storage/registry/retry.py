@@ -7,10 +7,11 @@ sleep first, so the numbers can be tested without a network.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after"]
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after", "retry_after_in_message"]
 
 #: Answers that say "later": timeouts, rate limits and server-side trouble. 501 and 505 are
 #: permanent, so they are left out.
@@ -32,6 +33,23 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     current = time.time() if now is None else now
     return max(0.0, moment.timestamp() - current)
+
+
+#: ``retry-after: 1m30s`` in an error message (ghcr.io's 429s): a Go duration.
+_MESSAGE_RETRY_AFTER = re.compile(r"(?i)retry[- ]after:?\s*((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def retry_after_in_message(text: str) -> float | None:
+    """Seconds to wait named in an error message (``toomanyrequests: retry-after: 30s``)."""
+    match = _MESSAGE_RETRY_AFTER.search(text)
+    if match is None:
+        return None
+    return sum(
+        float(number) * _UNIT_SECONDS[unit]
+        for number, unit in _DURATION_PART.findall(match.group(1))
+    )
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 :class:`Transport` sends one API request the way a registry wants it sent: over one
 ``requests.Session`` (so connections are reused); retried with backoff after transport
 failures and "try later" answers; with redirects followed by hand, so that ``Authorization``
-never reaches another host; answering the registry's ``WWW-Authenticate`` challenge with
-Basic credentials or a bearer token per scope; and with unwanted answers turned into
-one-line errors without secrets. What the requests mean is the client's business.
+never reaches another host; authenticated by an :class:`~.authenticate.Authenticator` (the
+challenge flow, tokens per scope, the anonymous fast path); and with unwanted answers turned
+into one-line errors without secrets. What the requests mean is the client's business.
 """
 
 from __future__ import annotations
@@ -32,16 +32,9 @@ from setuptools_ghcr.errors import (
     TooLargeError,
     UnsafeResponseError,
 )
-from setuptools_ghcr.storage.registry.challenge import (
-    Challenge,
-    TokenCache,
-    TokenKey,
-    parse_challenges,
-    parse_token_response,
-    pick_challenge,
-    token_url,
-)
-from setuptools_ghcr.storage.registry.credentials import Credentials, login_hint
+from setuptools_ghcr.storage.registry.authenticate import Authenticator, Traffic
+from setuptools_ghcr.storage.registry.challenge import AnonymousAuth, parse_challenges
+from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.registry.redact import Redactor, redact_url
 from setuptools_ghcr.storage.registry.responses import (
     MAX_ERROR_BODY,
@@ -58,6 +51,7 @@ from setuptools_ghcr.storage.registry.retry import (
     RETRYABLE_STATUSES,
     RetryPolicy,
     parse_retry_after,
+    retry_after_in_message,
 )
 from setuptools_ghcr.storage.registry.streams import Body, open_body
 from setuptools_ghcr.storage.store import ProgressCallback
@@ -67,7 +61,6 @@ __all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "HTTP_LOG", "Transport"]
 #: Every request and its answer, at debug level (``--verbose``), with URLs redacted.
 HTTP_LOG = logging.getLogger("setuptools_ghcr.http")
 
-MAX_TOKEN_BODY = 1 << 20
 MAX_REDIRECTS = 10
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_RETRIES = 4
@@ -114,6 +107,7 @@ class Transport:
         timeout: float = DEFAULT_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        anonymous_auth: AnonymousAuth | None = None,
     ) -> None:
         if scheme not in ("http", "https"):
             raise InvalidReferenceError(f"registry scheme must be http or https, not {scheme!r}")
@@ -121,26 +115,45 @@ class Transport:
         self.scheme = scheme
         self.base_url = f"{scheme}://{self.host}"
         self._origin = origin(self.base_url)
-        self._credentials = credentials
         self._owns_session = session is None
         self._session = session if session is not None else _new_session()
         # Connecting should be quick; a read may wait for a registry finishing a big upload.
         self._timeout = (min(timeout, 30.0), timeout)
         self._policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._sleep = sleep
-        self._challenge: Challenge | None = None
-        self._tokens = TokenCache()
-        self._anonymous_pulls: set[tuple[str, ...]] = set()
         # The Basic value too: a registry (or a proxy) may echo the header back in an error.
         self._redactor = Redactor(
             [credentials.password, credentials.basic_header().split(" ", 1)[1]]
             if credentials is not None
             else []
         )
+        self._auth = Authenticator(
+            self.host,
+            credentials,
+            fetch_token=self._fetch_token,
+            error_of=self._error,
+            redactor=self._redactor,
+            anonymous_auth=anonymous_auth,
+        )
 
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials the registry's challenges are answered with."""
+        return self._auth.credentials
+
+    @property
+    def is_ghcr(self) -> bool:
+        """Whether the registry is ghcr.io (see :attr:`.Authenticator.is_ghcr`)."""
+        return self._auth.is_ghcr
+
+    @property
+    def traffic(self) -> Traffic:
+        """How many requests were sent so far, token requests and fast-path reads among them."""
+        return self._auth.counter.snapshot()
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/v2/<name>/tags/list``."""
@@ -216,9 +229,21 @@ class Transport:
 
     def _send(self, call: _Call, scopes: tuple[str, ...], write: bool) -> requests.Response:
         if self.same_origin(call.url):
-            return self._authorized(call, scopes, write)
+            return self._auth.send(
+                lambda authorization: self._transmit(call, authorization),
+                scopes,
+                write,
+                call.operation,
+            )
         # Another host (a CDN, a storage service): the registry's credentials stay home.
         return self._transmit(call)
+
+    def _fetch_token(
+        self, url: str, operation: str, authorization: str | None
+    ) -> requests.Response:
+        return self._transmit(
+            _Call("GET", url, operation, {"Accept": "application/json"}), authorization
+        )
 
     def _transmit(self, call: _Call, authorization: str | None = None) -> requests.Response:
         """Send a request as is, retrying transport failures and "try later" answers."""
@@ -244,14 +269,26 @@ class Transport:
                 retry_after is not None and retry_after > self._policy.max_retry_after
             ):
                 return response
+            if retry_after is None and response.status_code == 429:
+                # ghcr.io says how long to wait in its error message, not in a header.
+                retry_after = _retry_after_in_body(response)
+            else:
+                discard(response)
+            if retry_after is not None and retry_after > self._policy.max_retry_after:
+                raise RegistryError(
+                    f"{call.operation}: {origin(call.url)[1]} asks to wait "
+                    f"{retry_after:.0f} s before trying again",
+                    status=429,
+                    retry_after=retry_after,
+                )
             attempt += 1
-            discard(response)
             self.pause(attempt, retry_after)
 
     def _transmit_once(self, call: _Call, headers: Mapping[str, str]) -> requests.Response:
         """One send of ``call``, logged; its body is opened afresh and closed after."""
         stream: BinaryIO | None = None
         started = time.monotonic()
+        self._auth.counter.add(requests=1)
         try:
             stream, data = open_body(call.body, call.progress, call.operation)
             response = self._session.request(
@@ -280,129 +317,6 @@ class Transport:
         )
         return response
 
-    # ------------------------------------------------------------------ authentication
-
-    def _authorized(self, call: _Call, scopes: tuple[str, ...], write: bool) -> requests.Response:
-        """Send to the registry itself, answering its challenges (at most once each way)."""
-        operation = call.operation
-
-        def send(authorization: str | None) -> requests.Response:
-            return self._transmit(call, authorization)
-
-        key = tuple(sorted(scopes))
-        anonymous = self._credentials is None or (not write and key in self._anonymous_pulls)
-        authorization, anonymous = self._authorization(scopes, write, anonymous, operation)
-        response = send(authorization)
-        if response.status_code == 401:
-            challenge = pick_challenge(response.headers.get("WWW-Authenticate", ""))
-            if challenge is not None:
-                wanted = scopes
-                if challenge.error == "insufficient_scope":
-                    wanted = tuple(sorted(set(scopes) | set(challenge.scopes)))
-                self._challenge = challenge
-                # What was sent was refused: a cached token must not be offered again.
-                retried, anonymous = self._authorization(
-                    wanted, write, anonymous, operation, refresh=authorization is not None
-                )
-                if retried is not None and retried != authorization:
-                    discard(response)
-                    authorization = retried
-                    response = send(authorization)
-        if (
-            response.status_code in (401, 403)
-            and not write
-            and not anonymous
-            and self._challenge is not None
-        ):
-            # Stale stored credentials must not stop reading public content (ghcr answers
-            # 403 to expired ones even where anonymous reading is allowed).
-            fallback, _ = self._authorization(scopes, write, True, operation)
-            if fallback != authorization:
-                discard(response)
-                response = send(fallback)
-                if response.status_code < 400:
-                    HTTP_LOG.debug("credentials refused for reading; reading anonymously")
-                    self._anonymous_pulls.add(key)
-        return response
-
-    def _authorization(
-        self,
-        scopes: tuple[str, ...],
-        write: bool,
-        anonymous: bool,
-        operation: str,
-        refresh: bool = False,
-    ) -> tuple[str | None, bool]:
-        """The ``Authorization`` value for a request and whether it ended up anonymous.
-
-        Only once the registry has challenged is anything sent. A read whose credentials the
-        token service refuses goes on with an anonymous token.
-        """
-        challenge = self._challenge
-        if challenge is None:
-            return None, anonymous
-        if challenge.scheme == "basic":
-            if anonymous or self._credentials is None:
-                return None, True
-            return self._credentials.basic_header(), False
-        try:
-            token = self._bearer(challenge, scopes, anonymous, operation, refresh)
-        except AuthenticationError:
-            if write or anonymous:
-                raise
-            anonymous = True
-            token = self._bearer(challenge, scopes, anonymous, operation, refresh)
-        return f"Bearer {token}", anonymous
-
-    def _bearer(
-        self,
-        challenge: Challenge,
-        scopes: tuple[str, ...],
-        anonymous: bool,
-        operation: str,
-        refresh: bool,
-    ) -> str:
-        realm = challenge.realm or ""
-        parts = urlsplit(realm)
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and is_loopback_host(parts.netloc.rpartition("@")[2])
-        ):
-            raise UnsafeResponseError(
-                f"{operation}: {self.host} sends credentials to a token service that is not "
-                "https; refusing"
-            )
-        key = TokenKey.of(realm, challenge.service or "", scopes, anonymous)
-        if refresh:
-            self._tokens.discard(key)
-        cached = self._tokens.get(key)
-        if cached is not None:
-            return cached.value
-        credentials = None if anonymous else self._credentials
-        # The realm is where the registry told us to log in, so Basic credentials go there.
-        response = self._transmit(
-            _Call("GET", token_url(key), operation, {"Accept": "application/json"}),
-            None if credentials is None else credentials.basic_header(),
-        )
-        if response.status_code in (401, 403):
-            discard(response)
-            if credentials is not None:
-                raise AuthenticationError(
-                    f"{operation}: the token service of {self.host} refused the credentials "
-                    f"from {credentials.origin} (user {credentials.username!r})",
-                    status=response.status_code,
-                )
-            raise AuthenticationError(
-                f"{operation}: {self.host} requires credentials; {login_hint(self.host)}",
-                status=response.status_code,
-            )
-        if response.status_code != 200:
-            raise self._error(response, f"{operation} (getting a token)")
-        body = read_limited(response, MAX_TOKEN_BODY, f"{operation}: token answer")
-        token = parse_token_response(body, time.monotonic(), operation)
-        self._redactor.add(token.value)
-        self._tokens.put(key, token)
-        return token.value
-
     # ------------------------------------------------------------------ errors
 
     def _error(self, response: requests.Response, operation: str) -> GhcrError:
@@ -420,7 +334,7 @@ class Transport:
             text += " (" + "; ".join(messages) + ")"
         if status in (401, 403):
             challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-            advice = refusal_advice(status, codes, challenges, self._credentials, self.host)
+            advice = refusal_advice(status, codes, challenges, self.credentials, self.host)
             return AuthenticationError(
                 self._redactor(f"{text}; {advice}"), status=status, codes=codes
             )
@@ -434,6 +348,16 @@ class Transport:
         if {"DIGEST_INVALID", "SIZE_INVALID"} & set(codes):
             return DigestMismatchError(text)
         return RegistryError(text, status=status, codes=codes, retry_after=retry_after)
+
+
+def _retry_after_in_body(response: requests.Response) -> float | None:
+    """The pause an error body asks for (``retry-after: 30s``); the response is consumed."""
+    try:
+        body = read_limited(response, MAX_ERROR_BODY, "error body")
+    except GhcrError:
+        return None
+    _codes, messages = decode_errors(body)
+    return retry_after_in_message(" ".join(messages) or body.decode("utf-8", "replace"))
 
 
 def _new_session() -> requests.Session:
