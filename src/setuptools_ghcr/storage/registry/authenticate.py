@@ -294,8 +294,10 @@ class Authenticator:
                     f"from {credentials.origin} (user {credentials.username!r})",
                     status=response.status_code,
                 )
+            # ghcr.io refuses anonymous readers alike whether a package is private or absent.
+            why = " (a private package, or none by that name)" if self.is_ghcr else ""
             raise AuthenticationError(
-                f"{operation}: {self.host} requires credentials; {login_hint(self.host)}",
+                f"{operation}: {self.host} requires credentials{why}; {login_hint(self.host)}",
                 status=response.status_code,
             )
         if response.status_code != 200:

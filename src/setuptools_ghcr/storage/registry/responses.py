@@ -7,6 +7,7 @@ messages, a refusal advice on what to do about it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator, Sequence
@@ -76,10 +77,8 @@ def settle(response: requests.Response, limit: int = MAX_ERROR_BODY) -> None:
     on the registry's own host: without this, a second connection would open)."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) <= limit:
-        try:
+        with contextlib.suppress(requests.RequestException):
             response.content  # noqa: B018 - read for its effect: the body is buffered
-        except requests.RequestException:
-            pass
 
 
 def read_limited(response: requests.Response, limit: int, what: str) -> bytes:
