@@ -397,6 +397,8 @@ class _Exchange(BaseHTTPRequestHandler):
     ) -> None:
         """Answer; a HEAD gets the head only, with ``length`` as the announced size."""
         self.answered = status
+        # Recorded before the client can read the answer and send its next request.
+        self._record()
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -450,11 +452,12 @@ class _Exchange(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self.answered = 0
         try:
             self._route()
         except (ConnectionError, OSError):
             self.close_connection = True
-        finally:
+        if not self.answered:
             self._record()
 
     def _route(self) -> None:

@@ -147,22 +147,24 @@ class _Exchange(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        try:
-            self._route()
-        finally:
-            self.api._record(
-                ApiRequest(
-                    self.command,
-                    self.path,
-                    {k.lower(): v for k, v in self.headers.items()},
-                    self.status,
-                )
+        self._route()
+
+    def _record(self) -> None:
+        self.api._record(
+            ApiRequest(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.status,
             )
+        )
 
     def _answer(
         self, status: int, value: Any = None, headers: dict[str, str] | None = None
     ) -> None:
         self.status = status
+        # Recorded before the client can read the answer and send its next request.
+        self._record()
         body = b"" if value is None else json.dumps(value).encode()
         self.send_response(status)
         for name, text in (headers or {}).items():
