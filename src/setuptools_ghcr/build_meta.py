@@ -2,13 +2,16 @@
 
 After ``build_wheel`` / ``build_sdist`` the built file is pushed only with
 ``python -m build -C ghcr-upload=true`` or ``SETUPTOOLS_GHCR_UPLOAD=1``: pip builds sdists
-through the same hooks, and an install must never publish anything.
+through the same hooks, and an install must never publish anything. For the same reason the
+variable counts for nothing under pip (``pip install .`` in a job that exports it for its
+build step); a config setting is explicit (``pip wheel -C ghcr-upload=true``) and counts.
 Other settings: ``-C ghcr-repository=TARGET`` and ``-C ghcr-skip-existing=true``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ __all__ = list(_setuptools_all)
 
 UPLOAD_ENV = "SETUPTOOLS_GHCR_UPLOAD"
 _TRUE = {"1", "true", "yes", "on"}
+#: pip exports one of these to every build it runs (PIP_REQ_TRACKER before pip 22.1).
+_PIP_MARKERS = ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")
 
 
 def _setting(config_settings: Mapping[str, Any] | None, key: str) -> str | None:
@@ -35,7 +40,16 @@ def upload_requested(config_settings: Mapping[str, Any] | None, environ: Mapping
     setting = _setting(config_settings, "ghcr-upload")
     if setting is not None:
         return setting.strip().lower() in _TRUE
-    return environ.get(UPLOAD_ENV, "").strip().lower() in _TRUE
+    if environ.get(UPLOAD_ENV, "").strip().lower() not in _TRUE:
+        return False
+    if any(environ.get(marker) for marker in _PIP_MARKERS):
+        _say(
+            f"{UPLOAD_ENV} is ignored in a build that pip runs (pip install, pip wheel); "
+            "nothing is published. Set it on the build step only, or pass "
+            "-C ghcr-upload=true to publish from pip wheel"
+        )
+        return False
+    return True
 
 
 def _project_base(output_directory: Path) -> Path:
@@ -67,12 +81,18 @@ def _publish(built: Path, config_settings: Mapping[str, Any] | None) -> None:
             environ,
             repository=_setting(config_settings, "ghcr-repository"),
             skip_existing=None if skip is None else skip.strip().lower() in _TRUE,
+            announce=_say,
+            skip_option="-C ghcr-skip-existing=true",
         )
     except GhcrError as error:
         # A build frontend shows this message; a traceback would bury it.
         raise SystemExit(f"setuptools-ghcr: {error}") from None
     for line in report.lines():
         print(line)
+
+
+def _say(line: str) -> None:
+    print(f"setuptools-ghcr: {line}", file=sys.stderr, flush=True)
 
 
 def build_wheel(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import os
 import sys
@@ -48,18 +49,28 @@ class Context:
     verbose: bool = False
 
     def factory(self, args: argparse.Namespace) -> StoreFactory:
-        """The store factory for ``--repository`` / config / environment, with credentials."""
-        from setuptools_ghcr.config import load_settings, resolve_target
+        """The store factory for ``--repository`` / config / environment / the default, with
+        credentials; says on stderr which target it is unless ``--repository`` named it."""
+        from setuptools_ghcr.config import choose_target, load_settings
         from setuptools_ghcr.storage.factory import StoreFactory
 
         settings = load_settings(self.cwd / "pyproject.toml")
-        target = resolve_target(args.repository, settings, self.environ)
+        choice = choose_target(
+            args.repository, settings, self.environ, insecure=args.insecure_registries
+        )
+        self.announce(choice.announcement())
         return StoreFactory(
-            target,
+            choice.target,
             username=args.username,
             password=args.password,
             environ=self.environ,
+            given_credentials=choice.credentials_allowed,
         )
+
+    def announce(self, line: str | None) -> None:
+        """Tell the user something that is not the command's output (on stderr)."""
+        if line:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -69,16 +80,34 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--repository",
         metavar="TARGET",
         help="REGISTRY/NAMESPACE (e.g. ghcr.io/acme) or oci:PATH; default: "
-        "[tool.setuptools-ghcr] repository, then $SETUPTOOLS_GHCR_REPOSITORY",
+        "[tool.setuptools-ghcr] repository, then $SETUPTOOLS_GHCR_REPOSITORY, then "
+        "oci:$XDG_DATA_HOME/setuptools-ghcr/packages",
+    )
+    group.add_argument(
+        "--insecure-registry",
+        dest="insecure_registries",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain http to this registry (NAME or NAME:PORT; repeatable; also "
+        "$SETUPTOOLS_GHCR_INSECURE_REGISTRIES, comma-separated); loopback needs none",
     )
     group.add_argument(
         "-u",
         "--username",
-        help="registry user name (default: $SETUPTOOLS_GHCR_USERNAME, "
-        "then docker/podman credential stores, then GITHUB_TOKEN for ghcr.io)",
+        help="registry user name (default: $SETUPTOOLS_GHCR_USERNAME, then the podman/docker "
+        "credential stores, then GITHUB_TOKEN for ghcr.io); it and the password go only to "
+        "a registry named by --repository, $SETUPTOOLS_GHCR_REPOSITORY or "
+        "$SETUPTOOLS_GHCR_REGISTRY",
     )
     group.add_argument(
-        "-p", "--password", help="registry password or token (default: $SETUPTOOLS_GHCR_PASSWORD)"
+        "-p",
+        "--password",
+        help="registry password or token (default: $SETUPTOOLS_GHCR_PASSWORD); visible to "
+        "other users in the process list: prefer --password-stdin",
+    )
+    group.add_argument(
+        "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log HTTP requests and show tracebacks"
@@ -123,20 +152,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in words:
         cut = words.index("--")
         words, pip_args = words[:cut], words[cut + 1 :]
-    args = parser.parse_args(words)
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        parser.error(_unrecognized(args.verb, unknown))
     if pip_args is not None:
         if args.verb != "install":
             parser.error("'--' passes arguments on to pip; only 'install' takes them")
         args.pip_args = pip_args
+    if args.password_stdin and args.password:
+        parser.error("give --password or --password-stdin, not both")
     _configure_logging(args.verbose)
     context = Context(verbose=args.verbose)
     try:
+        if args.password_stdin:
+            args.password = _read_password()
         return commands[args.verb].run(args, context)
     except GhcrError as error:
         if args.verbose:
             logging.getLogger(__name__).debug("failure", exc_info=True)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return _fail(args, context, str(error), type(error).__name__)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -148,8 +182,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         if args.verbose:
             logging.getLogger(__name__).debug("failure", exc_info=True)
-        print(f"error: {_os_error(error)}", file=sys.stderr)
-        return 1
+        return _fail(args, context, _os_error(error), "OSError")
+
+
+def _unrecognized(verb: str, unknown: Sequence[str]) -> str:
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    if verb == "install" and any(word.startswith("-") for word in unknown):
+        message += (
+            "; options for pip go after '--', e.g. "
+            f"setuptools-ghcr install REQUIREMENT -- {' '.join(unknown)}"
+        )
+    return message
+
+
+def _read_password() -> str:
+    """The password of ``--password-stdin``: stdin's first line, as ``docker login`` reads it."""
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise GhcrError("--password-stdin: stdin held no password")
+    return line
+
+
+def _fail(args: argparse.Namespace, context: Context, message: str, kind: str) -> int:
+    """Report a failure: one line on stderr, and a JSON error object on stdout with --json.
+
+    Whatever built the message, a password given to this run never reaches the screen.
+    """
+    from setuptools_ghcr.storage.registry.credentials import PASSWORD_ENV
+    from setuptools_ghcr.storage.registry.redact import Redactor
+
+    message = Redactor(
+        secret for secret in (args.password, context.environ.get(PASSWORD_ENV)) if secret
+    )(message)
+    if getattr(args, "json", False):
+        json.dump({"error": {"type": kind, "message": message}}, sys.stdout)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 def _os_error(error: OSError) -> str:

@@ -7,6 +7,7 @@ module level: the publishing machinery is loaded only when the command runs.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -78,6 +79,7 @@ class ghcr_upload(Command):
                 skip_existing=True if self.skip_existing else None,
                 extra_tags=[t for t in (self.tag or "").split(",") if t],
                 progress=transfer_progress,
+                announce=lambda line: print(f"ghcr_upload: {line}", file=sys.stderr),
             )
         except GhcrError as error:
             raise DistutilsError(f"ghcr_upload: {error}") from None

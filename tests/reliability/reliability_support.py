@@ -47,6 +47,9 @@ _SCRUBBED = (
     "GITHUB_TOKEN",
     "GITHUB_ACTOR",
     "REGISTRY_AUTH_FILE",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "VIRTUAL_ENV",
 )
 
 
@@ -162,7 +165,11 @@ def _run_main(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str
         os.close(target)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    from loopback_names import install_from_environment
+
     from setuptools_ghcr.cli import main
+
+    install_from_environment()
 
     status = main(argv)
     sys.stdout.flush()

@@ -8,9 +8,7 @@ versions that do not exist.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import socketserver
 import threading
 import zipfile
@@ -21,11 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 from helpers.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, write_zip
+from loopback_names import ENV as LOOPBACK_NAMES
 from registry_harness import SECRET_MARKER, RunningRegistry, free_port
 from reliability_support import Cli, ClientStores, assert_refused, fast_client
 
 from setuptools_ghcr.core.dists import read_distribution
-from setuptools_ghcr.core.targets import is_loopback_host
 from setuptools_ghcr.usecases.publish import PushOptions, publish
 
 pytestmark = pytest.mark.integration
@@ -47,7 +45,7 @@ class Bench:
     namespace: str
     #: A namespace of the plain registry holding demo-pkg 1.0.
     published: str
-    tls_host: str | None
+    tls_host: str
 
     def file(self, name: str, data: bytes) -> str:
         path = self.root / "files" / name
@@ -143,8 +141,7 @@ def _download(*requirements: str, verb: str = "download") -> Args:
 
 
 def _tls(bench: Bench) -> list[str]:
-    if bench.tls_host is None:
-        pytest.skip("no local name here that is not treated as loopback; TLS row not run")
+    bench.cli.env[LOOPBACK_NAMES] = bench.tls_host.split(":")[0]
     return ["push", "--repository", f"{bench.tls_host}/ns", str(bench.wheel())]
 
 
@@ -239,8 +236,22 @@ ROWS = [
         ("SETUPTOOLS_GHCR_TIMEOUT",),
         (("SETUPTOOLS_GHCR_TIMEOUT", "soon"),),
     ),
-    # Targets: malformed, unreachable, refusing.
-    Row("no-target-anywhere", lambda b: ["push", str(b.wheel())], ("no repository given",)),
+    # Targets: malformed, unreachable, refusing, or that would go somewhere unmeant.
+    Row(
+        "target-oci-double-slash",
+        lambda b: ["push", "--repository", "oci://packages", str(b.wheel())],
+        ("write oci:packages for a folder",),
+    ),
+    Row(
+        "target-folder-without-colon",
+        lambda b: ["push", "--repository", "oci/packages", str(b.wheel())],
+        ("for a folder write oci:packages",),
+    ),
+    Row(
+        "target-plain-http-remote",
+        lambda b: ["push", "--repository", "http://registry.example.invalid/x", str(b.wheel())],
+        ("plain http to registry.example.invalid is refused", "--insecure-registry"),
+    ),
     Row(
         "target-malformed",
         lambda b: ["push", "--repository", "ghcr.io/Acme Corp", str(b.wheel())],
@@ -304,36 +315,6 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _local_name_that_is_not_loopback() -> tuple[str, str] | None:
-    """A host name (and the address to listen on) this machine answers on, that the tool does
-    not count as loopback, so that it speaks https to it."""
-    name = socket.gethostname()
-    try:
-        address = socket.gethostbyname(name)
-    except OSError:
-        address = ""
-    if address and not is_loopback_host(name) and _bindable(address):
-        return name, address
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
-            address = probe.getsockname()[0]
-        except OSError:
-            return None
-    if ipaddress.ip_address(address).is_loopback or not _bindable(address):
-        return None
-    return address, address
-
-
-def _bindable(address: str) -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((address, 0))
-    except OSError:
-        return False
-    return True
-
-
 class _PlainHttp(socketserver.BaseRequestHandler):
     """Answers anything, a TLS handshake included, with plain HTTP."""
 
@@ -346,17 +327,14 @@ class _PlainHttp(socketserver.BaseRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def tls_host() -> Iterator[str | None]:
-    found = _local_name_that_is_not_loopback()
-    if found is None:
-        yield None
-        return
-    name, address = found
-    server = socketserver.ThreadingTCPServer((address, 0), _PlainHttp)
+def tls_host() -> Iterator[str]:
+    """A host the tool speaks https to (its name is not a loopback name) that answers in
+    plain http; the name resolves to 127.0.0.1 in the command's process only."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _PlainHttp)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"{name}:{server.server_address[1]}"
+    yield f"tls-registry.test:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
@@ -390,7 +368,7 @@ def test_bad_input_fails_in_one_line_and_publishes_nothing(
     htpasswd_registry: RunningRegistry,
     token_registry: RunningRegistry,
     published: str,
-    tls_host: str | None,
+    tls_host: str,
 ) -> None:
     namespace = f"bad{abs(hash(row.id)) % 10**8}"
     bench = Bench(

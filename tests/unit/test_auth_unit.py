@@ -184,6 +184,22 @@ def test_redactor_hides_known_and_secret_looking_text() -> None:
     assert redact("a later-secret b") == "a *** b"
 
 
+@pytest.mark.parametrize(
+    ("secret", "text", "expected"),
+    [
+        # A short secret is masked as a value of its own, never inside another word.
+        ("pass", "wrong --password for user:pass", "wrong --password for user:***"),
+        ("pass", "pass", "***"),
+        ("pass", "passport pass.", "passport ***."),
+        ("ab", "a ab abc", "a *** abc"),
+        # A long one is masked wherever it appears.
+        ("s3cret-long-value", "xs3cret-long-valuey", "x***y"),
+    ],
+)
+def test_redactor_masks_whole_values(secret: str, text: str, expected: str) -> None:
+    assert Redactor([secret])(text) == expected
+
+
 # ----------------------------------------------------------------------------- credentials
 
 
@@ -307,9 +323,67 @@ def test_containers_auth_json(home: Path, tmp_path: Path) -> None:
     )
     environ = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
     assert find_credentials("quay.io", environ=environ) == Credentials("wide", "2")
-    # The docker config comes first.
+    # podman's primary file comes before the docker config (containers-auth.json(5)).
     docker_config(home / ".docker", {"auths": {"quay.io": {"auth": encoded("docker", "3")}}})
-    assert find_credentials("quay.io", environ=environ) == Credentials("docker", "3")
+    assert find_credentials("quay.io", environ=environ) == Credentials("wide", "2")
+    assert find_credentials("docker.io", environ=environ) is None
+
+
+def _auth_file(path: Path, host: str, user: str, password: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"auths": {host: {"auth": encoded(user, password)}}}))
+    return path
+
+
+def test_credential_files_in_the_order_podman_documents(home: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run-containers"
+    environ = {"HOME": str(home)}
+
+    def found() -> tuple[str, str] | None:
+        credentials = find_credentials("reg.example", environ=environ, run_containers=run)
+        return None if credentials is None else (credentials.username, credentials.password)
+
+    docker = _auth_file(home / ".docker" / "config.json", "reg.example", "docker", "d")
+    assert found() == ("docker", "d")
+    _auth_file(home / ".config" / "containers" / "auth.json", "reg.example", "config", "c")
+    assert found() == ("config", "c")
+    # Without XDG_RUNTIME_DIR, podman login writes to /run/containers/$UID/auth.json.
+    _auth_file(run / str(os.getuid()) / "auth.json", "reg.example", "run", "r")
+    assert found() == ("run", "r")
+    runtime = _auth_file(tmp_path / "xdg-run" / "containers" / "auth.json", "x.example", "o", "o")
+    environ["XDG_RUNTIME_DIR"] = str(runtime.parent.parent)
+    assert found() == ("config", "c")  # the runtime file has nothing for this host
+    _auth_file(runtime, "reg.example", "runtime", "t")
+    assert found() == ("runtime", "t")
+    environ["REGISTRY_AUTH_FILE"] = str(_auth_file(tmp_path / "a.json", "reg.example", "f", "f"))
+    assert found() == ("f", "f")
+    # XDG_CONFIG_HOME moves ~/.config; DOCKER_CONFIG moves ~/.docker.
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    docker.unlink()
+    (run / str(os.getuid()) / "auth.json").unlink()
+    assert found() is None
+    _auth_file(tmp_path / "cfg" / "containers" / "auth.json", "reg.example", "moved", "m")
+    assert found() == ("moved", "m")
+
+
+def test_given_credentials_only_where_allowed(home: Path) -> None:
+    _auth_file(home / ".docker" / "config.json", "reg.example", "stored", "pw")
+    environ = {
+        "HOME": str(home),
+        "SETUPTOOLS_GHCR_USERNAME": "env",
+        "SETUPTOOLS_GHCR_PASSWORD": "envpw",
+    }
+    allowed = find_credentials("reg.example", environ=environ)
+    assert allowed is not None and allowed.username == "env"
+    # For a registry the user did not name, the stores still answer for their own host.
+    withheld = find_credentials("reg.example", environ=environ, given_allowed=False)
+    assert withheld is not None and withheld.username == "stored"
+    assert (
+        find_credentials(
+            "other.example", username="u", password="p", environ=environ, given_allowed=False
+        )
+        is None
+    )
 
 
 def test_github_token_only_for_ghcr(home: Path) -> None:

@@ -70,13 +70,19 @@ def test_options_after_requirements_and_pip_args_after_double_dash(
     assert seen == {"requirements": ["mypkg>=1"], "pip_args": ["--target", "D", "-q"], "pre": True}
 
 
-def test_missing_repository_is_one_line_exit_1(
+def test_without_a_repository_the_default_target_is_used_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SETUPTOOLS_GHCR_REPOSITORY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     status = cli.main(["inspect", "mypkg"])
     err = capsys.readouterr().err
+    default = tmp_path / "data" / "setuptools-ghcr" / "packages"
     assert status == 1
-    assert err.count("\n") == 1 and err.startswith("error: no repository given")
+    first, second = err.splitlines()
+    assert first == f"using oci:{default} (the default target; choose another with --repository)"
+    assert second == f"error: project mypkg not found in oci:{default / 'mypkg'}"
     assert "Traceback" not in err
+    # Reading created nothing.
+    assert not (tmp_path / "data").exists()

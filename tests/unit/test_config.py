@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from setuptools_ghcr.config import (
+    INSECURE_ENV,
+    REGISTRY_ENV,
     REPOSITORY_ENV,
     Settings,
+    choose_target,
     default_source,
     load_settings,
     parse_settings,
@@ -251,6 +254,89 @@ def test_resolve_target_without_any(environ: dict[str, str]) -> None:
 def test_resolve_target_refuses_a_bad_option() -> None:
     with pytest.raises(GhcrError):
         resolve_target("ghcr.io/Acme", Settings(repository="ghcr.io/acme"), {})
+
+
+# --- choose_target -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "data"),
+    [
+        ({"HOME": "/home/u"}, "/home/u/.local/share"),
+        ({"HOME": "/home/u", "XDG_DATA_HOME": "/data"}, "/data"),
+        # A relative XDG_DATA_HOME is ignored, as the XDG spec says.
+        ({"HOME": "/home/u", "XDG_DATA_HOME": "data"}, "/home/u/.local/share"),
+    ],
+)
+def test_choose_target_defaults_to_a_local_folder(environ: dict[str, str], data: str) -> None:
+    choice = choose_target(None, Settings(), environ)
+    assert choice.target == LayoutTarget(Path(data) / "setuptools-ghcr" / "packages")
+    assert choice.origin == "default"
+    assert choice.announcement() == (
+        f"using oci:{data}/setuptools-ghcr/packages "
+        "(the default target; choose another with --repository)"
+    )
+    assert not choice.credentials_allowed
+
+
+def test_choose_target_announces_every_target_not_on_the_command_line(tmp_path: Path) -> None:
+    settings = Settings(repository="ghcr.io/from-config", base=tmp_path)
+    assert choose_target("ghcr.io/x", settings, {}).announcement() is None
+    assert choose_target(None, settings, {}).announcement() == (
+        "using ghcr.io/from-config (from [tool.setuptools-ghcr] repository in "
+        f"{tmp_path / 'pyproject.toml'})"
+    )
+    assert choose_target(None, Settings(), {REPOSITORY_ENV: "ghcr.io/e"}).announcement() == (
+        f"using ghcr.io/e (from {REPOSITORY_ENV})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "configured", "environ", "allowed"),
+    [
+        ("reg.example/a", None, {}, True),
+        (None, None, {REPOSITORY_ENV: "reg.example/a"}, True),
+        # Only the checkout names it: no credentials from the command line or environment.
+        (None, "evil.example/a", {}, False),
+        (None, "evil.example/a", {REPOSITORY_ENV: "reg.example/a"}, False),
+        (None, "evil.example/a", {REGISTRY_ENV: "reg.example"}, False),
+        (None, "reg.example:5001/a", {REGISTRY_ENV: "reg.example"}, False),
+        # ...unless the user named that registry too.
+        (None, "reg.example/a", {REPOSITORY_ENV: "reg.example/b"}, True),
+        (None, "reg.example/a", {REGISTRY_ENV: "REG.example"}, True),
+        (None, "reg.example:5001/a", {REGISTRY_ENV: "reg.example:5001"}, True),
+        ("oci:x", None, {}, False),
+    ],
+)
+def test_choose_target_says_where_given_credentials_may_go(
+    tmp_path: Path,
+    option: str | None,
+    configured: str | None,
+    environ: dict[str, str],
+    allowed: bool,
+) -> None:
+    choice = choose_target(option, Settings(repository=configured, base=tmp_path), environ)
+    assert choice.credentials_allowed is allowed
+
+
+def test_choose_target_insecure_registries_from_options_and_environment() -> None:
+    environ = {INSECURE_ENV: " a.lan:5000 , b.lan,"}
+    for text in ("http://a.lan:5000/x", "http://b.lan:7/x", "http://c.lan/x"):
+        target = choose_target(text, Settings(), environ, insecure=["c.lan"]).target
+        assert isinstance(target, RegistryTarget) and target.scheme == "http"
+    with pytest.raises(GhcrError, match=r"plain http to d\.lan is refused"):
+        choose_target("http://d.lan/x", Settings(), environ)
+    with pytest.raises(GhcrError, match=INSECURE_ENV):
+        choose_target("ghcr.io/x", Settings(), {INSECURE_ENV: "not a host"})
+    # A project's configuration cannot turn https off by itself.
+    with pytest.raises(ConfigError, match=r"\[tool.setuptools-ghcr\] repository: plain http"):
+        choose_target(None, parse_settings({"repository": "http://d.lan/x"}), {})
+    assert parse_settings({"repository": "http://d.lan/x"}).repository == "http://d.lan/x"
+
+
+def test_choose_target_names_the_variable_of_a_bad_value() -> None:
+    with pytest.raises(ConfigError, match=f"^{REPOSITORY_ENV}: oci: needs a folder"):
+        choose_target(None, Settings(), {REPOSITORY_ENV: "oci:"})
 
 
 # --- default_source ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from helpers.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.config import Settings
 from setuptools_ghcr.core.targets import parse_target
-from setuptools_ghcr.errors import ConfigError, InvalidDistributionError
+from setuptools_ghcr.errors import ConfigError, InvalidDistributionError, InvalidReferenceError
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.store import ProgressCallback, ProgressFactory
 from setuptools_ghcr.usecases.push import push_files, push_options, version_files
@@ -80,10 +80,29 @@ def test_push_files_checks_everything_before_opening_the_progress(tmp_path: Path
     with pytest.raises(InvalidDistributionError):
         push_files([bad], Settings(repository="oci:out", base=tmp_path), {}, progress=bars)
     wheel = make_wheel(tmp_path, "demo-pkg", "1.0")
-    with pytest.raises(ConfigError, match="no repository given"):
-        push_files([wheel], Settings(), {}, progress=bars)
+    with pytest.raises(InvalidReferenceError, match=r"plain http to 10\.0\.0\.1:5000 is refused"):
+        push_files([wheel], Settings(), {}, repository="http://10.0.0.1:5000/x", progress=bars)
+    with pytest.raises(ConfigError, match="SETUPTOOLS_GHCR_REPOSITORY"):
+        push_files([wheel], Settings(), {"SETUPTOOLS_GHCR_REPOSITORY": "oci:"}, progress=bars)
     assert opened == []
     assert not (tmp_path / "out").exists()
+
+
+def test_push_files_without_a_target_publishes_to_the_default_and_says_so(
+    tmp_path: Path,
+) -> None:
+    wheel = make_wheel(tmp_path, "demo-pkg", "1.0")
+    said: list[str] = []
+    environ = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    report = push_files([wheel], Settings(), environ, announce=said.append)
+    default = tmp_path / "data" / "setuptools-ghcr" / "packages"
+    assert str(report.target) == f"oci:{default}"
+    assert said == [f"using oci:{default} (the default target; choose another with --repository)"]
+    assert (default / "demo_pkg" / "index.json").is_file()
+    # Named on the command line, the target is not announced.
+    said.clear()
+    push_files([wheel], Settings(), environ, repository=f"oci:{default}", announce=said.append)
+    assert said == []
 
 
 def test_version_files_finds_one_version_of_one_project(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from setuptools_ghcr.core.targets import (
     LayoutTarget,
     RegistryTarget,
     is_loopback_host,
+    nested_project_warning,
     parse_target,
     repository_name,
 )
@@ -35,8 +36,8 @@ from setuptools_ghcr.errors import InvalidReferenceError
         ("docker://127.0.0.1:5000/team", "127.0.0.1:5000", "team", "http"),
         ("https://ghcr.io/acme", "ghcr.io", "acme", "https"),
         ("ghcr.io", "ghcr.io", "", "https"),
-        # A scheme never downgrades a remote registry to plain http.
-        ("http://ghcr.io/acme", "ghcr.io", "acme", "https"),
+        ("http://127.0.0.1:5000/team", "127.0.0.1:5000", "team", "http"),
+        ("registry:5000/x", "registry:5000", "x", "https"),
         ("10.0.0.1:5000/x", "10.0.0.1:5000", "x", "https"),
         ("[2001:db8::1]:5000/x", "[2001:db8::1]:5000", "x", "https"),
     ],
@@ -86,6 +87,71 @@ def test_parse_target_refuses(text: str) -> None:
     with pytest.raises(InvalidReferenceError) as caught:
         parse_target(text)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # Read as a path, oci://packages would be /packages at the root of the file system.
+        ("oci://packages", "write oci:packages for a folder"),
+        ("oci:///srv/packages", "write oci:/srv/packages for a folder"),
+        # Without its colon, a folder looks like a registry named "oci".
+        ("oci/packages", "for a folder write oci:packages"),
+        ("acme/tools", "for a folder write oci:acme/tools"),
+        # A scheme never downgrades a remote registry to plain http, nor silently upgrades.
+        ("http://ghcr.io/acme", "plain http to ghcr.io is refused"),
+        ("http://10.0.0.1:5000/x", "--insecure-registry 10.0.0.1:5000"),
+        ("https://127.0.0.1:5000/x", "on loopback, which is spoken to over plain http"),
+    ],
+)
+def test_targets_that_would_go_wrong_are_refused_with_a_way_out(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidReferenceError) as caught:
+        parse_target(text)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "insecure", "host", "scheme"),
+    [
+        ("http://reg.lan:5000/ns", ["reg.lan:5000"], "reg.lan:5000", "http"),
+        ("reg.lan:5000/ns", ["reg.lan"], "reg.lan:5000", "http"),
+        ("REG.LAN/ns", ["reg.lan"], "reg.lan", "http"),
+        ("registry/ns", ["registry"], "registry", "http"),
+        ("reg.lan:5001/ns", ["reg.lan:5000"], "reg.lan:5001", "https"),
+        ("other.lan:5000/ns", ["reg.lan"], "other.lan:5000", "https"),
+    ],
+)
+def test_insecure_registries_are_spoken_to_over_http(
+    text: str, insecure: list[str], host: str, scheme: str
+) -> None:
+    target = parse_target(text, insecure=insecure)
+    assert isinstance(target, RegistryTarget)
+    assert (target.host, target.namespace, target.scheme) == (host, "ns", scheme)
+
+
+def test_an_insecure_registry_refuses_https() -> None:
+    with pytest.raises(InvalidReferenceError, match="named as an insecure registry"):
+        parse_target("https://reg.lan:5000/ns", insecure=["reg.lan:5000"])
+
+
+@pytest.mark.parametrize(
+    ("target", "project", "warned"),
+    [
+        ("ghcr.io/acme/mypkg", "mypkg", "give ghcr.io/acme as the target"),
+        ("ghcr.io/acme/my_pkg", "My-Pkg", "goes to ghcr.io/acme/my_pkg/my_pkg"),
+        ("ghcr.io/mypkg", "mypkg", "give ghcr.io as the target"),
+        ("oci:/srv/pkgs/mypkg", "mypkg", "give oci:/srv/pkgs as the target"),
+        ("ghcr.io/acme", "mypkg", None),
+        ("ghcr.io", "mypkg", None),
+        ("ghcr.io/mypkg/tools", "mypkg", None),
+    ],
+)
+def test_nested_project_warning(target: str, project: str, warned: str | None) -> None:
+    warning = nested_project_warning(parse_target(target), project)
+    if warned is None:
+        assert warning is None
+    else:
+        assert warning is not None and warned in warning
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         skip_existing=args.skip_existing,
         extra_tags=args.tags,
         progress=lambda: transfer_progress(enabled=False if args.no_progress else None),
+        insecure=args.insecure_registries,
+        announce=context.announce,
     )
     if args.json:
         sys.stdout.write(json.dumps(_json(report), indent=2) + "\n")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target
+from setuptools_ghcr.core.targets import (
+    LayoutTarget,
+    RegistryTarget,
+    Target,
+    nested_project_warning,
+)
 from setuptools_ghcr.errors import ConfigError
 from setuptools_ghcr.storage.store import Store
 
@@ -15,6 +21,8 @@ if TYPE_CHECKING:
     from setuptools_ghcr.storage.registry.client import RegistryClient
 
 __all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory"]
+
+_log = logging.getLogger(__name__)
 
 #: Seconds a registry may stay silent before a request is given up (and retried).
 TIMEOUT_ENV = "SETUPTOOLS_GHCR_TIMEOUT"
@@ -50,6 +58,9 @@ class StoreFactory:
             store = stores.open("demo-pkg")
 
     A layout target on a platform that cannot hold one is refused here, in one line.
+    ``given_credentials`` says whether ``username``/``password`` and their environment
+    variables may be used for the target's registry (false for a registry only a project's
+    configuration names).
     """
 
     def __init__(
@@ -60,13 +71,16 @@ class StoreFactory:
         password: str | None = None,
         environ: Mapping[str, str] | None = None,
         home: Path | None = None,
+        given_credentials: bool = True,
     ) -> None:
         self.target = target
         self._username = username
         self._password = password
         self._environ = dict(os.environ if environ is None else environ)
         self._home = home
+        self._given_credentials = given_credentials
         self._client: RegistryClient | None = None
+        self._warned: set[str] = set()
         if isinstance(target, LayoutTarget):
             from setuptools_ghcr.storage.layout_folder import require_layout_support
 
@@ -92,6 +106,7 @@ class StoreFactory:
                 password=self._password,
                 environ=self._environ,
                 home=self._home,
+                given_allowed=self._given_credentials,
             )
             from setuptools_ghcr.storage.registry.challenge import (
                 ANONYMOUS_AUTH_ENV,
@@ -114,6 +129,11 @@ class StoreFactory:
 
     def open(self, project: str) -> Store:
         """The store holding ``project``."""
+        if project not in self._warned:
+            self._warned.add(project)
+            warning = nested_project_warning(self.target, project)
+            if warning:
+                _log.warning("%s", warning)
         if isinstance(self.target, LayoutTarget):
             from setuptools_ghcr.storage.layout import LayoutStore
 

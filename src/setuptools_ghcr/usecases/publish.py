@@ -88,6 +88,8 @@ class PushOptions:
     #: Scanned files this big or bigger stream (see :data:`STREAM_FROM`); smaller ones are
     #: checked and hashed before anything is sent.
     stream_from: int = STREAM_FROM
+    #: How the face that publishes spells "skip existing files", for the conflict error.
+    skip_advice: str = "pass --skip-existing"
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _hashed(scanned: ScannedDistribution) -> Distribution:
     return scanned.with_digest(writer.digest(), writer.size)
 
 
-def _plan(index: Index | None, dists: Sequence[LocalFile], skip_existing: bool) -> list[_Planned]:
+def _plan(index: Index | None, dists: Sequence[LocalFile], options: PushOptions) -> list[_Planned]:
     """Decide each file's fate before anything is sent, so a refusal publishes nothing.
 
     A file already listed is hashed to compare it; one not listed yet needs no digest here.
@@ -177,14 +179,14 @@ def _plan(index: Index | None, dists: Sequence[LocalFile], skip_existing: bool) 
             dist = _hashed(dist)  # noqa: PLW2901
         if entry.sha256 == dist.sha256:
             plans.append(_Planned(dist, "exists", entry.manifest))
-        elif skip_existing:
+        elif options.skip_existing:
             plans.append(_Planned(dist, "skipped", entry.manifest))
         else:
             theirs = entry.sha256.short if entry.sha256 is not None else "unknown"
             raise ConflictError(
                 f"{dist.filename} is already published with other contents "
                 f"(sha256 {theirs}..., yours {dist.sha256.short}...); "
-                "bump the version, or pass --skip-existing to leave it"
+                f"bump the version, or {options.skip_advice} to leave it"
             )
     return plans
 
@@ -334,7 +336,7 @@ def publish(
     stores = {project: open_store(project) for project, _ in groups}
     # Refuse conflicts of every group before the first byte goes out.
     plans = {
-        key: _plan(read_index(stores[key[0]], version_to_tag(key[1])), group, options.skip_existing)
+        key: _plan(read_index(stores[key[0]], version_to_tag(key[1])), group, options)
         for key, group in groups.items()
     }
     uploads = [

@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.config import Settings, default_source, resolve_target
+from setuptools_ghcr.config import Settings, choose_target, default_source
 from setuptools_ghcr.core.dists import parse_filename, scan_distribution
 from setuptools_ghcr.core.targets import Target
 from setuptools_ghcr.errors import GhcrError
@@ -56,13 +56,18 @@ def push_options(
     *,
     skip_existing: bool | None = None,
     extra_tags: Sequence[str] = (),
+    skip_option: str = "--skip-existing",
 ) -> PushOptions:
-    """The options of a push: those given, else the settings', else the environment's."""
+    """The options of a push: those given, else the settings', else the environment's.
+
+    ``skip_option`` is how the publishing face spells ``--skip-existing``, for messages.
+    """
     return PushOptions(
         source=settings.source or default_source(environ),
         annotations=settings.annotations,
         extra_tags=tuple(dict.fromkeys([*settings.tags, *extra_tags])),
         skip_existing=settings.skip_existing if skip_existing is None else skip_existing,
+        skip_advice=f"give {skip_option} (or set skip-existing = true in [tool.setuptools-ghcr])",
     )
 
 
@@ -77,14 +82,36 @@ def push_files(
     skip_existing: bool | None = None,
     extra_tags: Sequence[str] = (),
     progress: ProgressBars | None = None,
+    insecure: Sequence[str] = (),
+    announce: Callable[[str], None] | None = None,
+    skip_option: str = "--skip-existing",
 ) -> PushReport:
     """Check ``paths``, settle the target and options, then publish (``progress`` is opened
-    only once everything checked out)."""
+    only once everything checked out).
+
+    ``announce`` is told which target is used when ``repository`` did not name it.
+    """
     dists = [scan_distribution(Path(path)) for path in paths]
-    target = resolve_target(repository, settings, environ)
-    options = push_options(settings, environ, skip_existing=skip_existing, extra_tags=extra_tags)
+    choice = choose_target(repository, settings, environ, insecure=insecure)
+    target = choice.target
+    options = push_options(
+        settings,
+        environ,
+        skip_existing=skip_existing,
+        extra_tags=extra_tags,
+        skip_option=skip_option,
+    )
+    announcement = choice.announcement()
+    if announce is not None and announcement:
+        announce(announcement)
     with (
-        StoreFactory(target, username=username, password=password, environ=environ) as stores,
+        StoreFactory(
+            target,
+            username=username,
+            password=password,
+            environ=environ,
+            given_credentials=choice.credentials_allowed,
+        ) as stores,
         (progress or nullcontext)() as bars,
     ):
         results = publish(stores.open, dists, options, bars)

@@ -1,10 +1,14 @@
 """Where the credentials for a registry come from.
 
-The order is fixed by the public interface: the ``--username``/``--password`` options, or in
-their place ``SETUPTOOLS_GHCR_USERNAME``/``SETUPTOOLS_GHCR_PASSWORD``; then the
-docker/skopeo/oras stores (``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json`` with
-their credential helpers, then ``$XDG_RUNTIME_DIR/containers/auth.json``); then
-``GITHUB_TOKEN`` for ghcr.io; else anonymous. Only local files and helper programs are read.
+First match wins: the ``--username``/``--password`` options, or in their place
+``SETUPTOOLS_GHCR_USERNAME``/``SETUPTOOLS_GHCR_PASSWORD`` (only for a registry the user
+named; see ``config.TargetChoice``); then the files ``podman login``, ``skopeo login`` and
+``docker login`` write, in the order podman documents (containers-auth.json(5)):
+``$REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``, else
+``/run/containers/$UID/auth.json``; then ``$XDG_CONFIG_HOME/containers/auth.json``
+(``~/.config/containers/auth.json``); then ``$DOCKER_CONFIG/config.json`` or
+``~/.docker/config.json``, each with its credential helpers; then ``GITHUB_TOKEN`` for
+ghcr.io; else anonymous. Only local files and helper programs are read.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +28,15 @@ from typing import Any
 
 from setuptools_ghcr.errors import ConfigError
 
-__all__ = ["PASSWORD_ENV", "USERNAME_ENV", "Credentials", "find_credentials", "login_hint"]
+__all__ = [
+    "AUTH_FILE_ENV",
+    "PASSWORD_ENV",
+    "USERNAME_ENV",
+    "Credentials",
+    "auth_files",
+    "find_credentials",
+    "login_hint",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -31,6 +44,10 @@ _log = logging.getLogger(__name__)
 USERNAME_ENV = "SETUPTOOLS_GHCR_USERNAME"
 PASSWORD_ENV = "SETUPTOOLS_GHCR_PASSWORD"  # noqa: S105 - a variable name, not a secret
 GHCR_HOST = "ghcr.io"
+#: podman's, skopeo's and buildah's override of their primary credentials file.
+AUTH_FILE_ENV = "REGISTRY_AUTH_FILE"
+#: Where podman keeps the primary file of user UID when ``XDG_RUNTIME_DIR`` is not set.
+RUN_CONTAINERS = Path("/run/containers")
 #: A credential helper that has not answered in this long is stuck (a locked keychain that
 #: waits for a GUI prompt, say); going on without it beats hanging a CI job.
 HELPER_TIMEOUT = 20.0
@@ -60,6 +77,32 @@ class Credentials:
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def auth_files(
+    environ: Mapping[str, str],
+    home: Path,
+    *,
+    uid: int | None = None,
+    run_containers: Path = RUN_CONTAINERS,
+) -> list[Path]:
+    """The credential files to read, in the order podman documents (first match wins)."""
+    primary: Path | None
+    if environ.get(AUTH_FILE_ENV):
+        primary = Path(environ[AUTH_FILE_ENV])
+    elif environ.get("XDG_RUNTIME_DIR"):
+        primary = Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
+    else:
+        user = uid if uid is not None else getattr(os, "getuid", lambda: None)()
+        primary = run_containers / str(user) / "auth.json" if user is not None else None
+    config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    docker_dir = Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else None
+    files = [
+        *([primary] if primary is not None else []),
+        config_home / "containers" / "auth.json",
+        (docker_dir or home / ".docker") / "config.json",
+    ]
+    return list(dict.fromkeys(files))
+
+
 def find_credentials(
     host: str,
     *,
@@ -68,36 +111,49 @@ def find_credentials(
     environ: Mapping[str, str],
     home: Path | None = None,
     helper_timeout: float = HELPER_TIMEOUT,
+    given_allowed: bool = True,
+    run_containers: Path = RUN_CONTAINERS,
 ) -> Credentials | None:
     """The credentials to use for ``host`` (``name[:port]``), or None for anonymous access.
 
     ``username`` and ``password`` are the command line's options. This is the one place
     that reads ``SETUPTOOLS_GHCR_USERNAME``/``SETUPTOOLS_GHCR_PASSWORD``: each stands in for
-    its option when that option was not given.
+    its option when that option was not given. Neither names a registry, so with
+    ``given_allowed`` false (a registry the user did not name) both are left unused.
     """
     host = host.lower()
-    given = _given(username, password, environ)
-    if given is not None:
-        return given
+    if given_allowed:
+        given = _given(username, password, environ)
+        if given is not None:
+            return given
+    elif username or password or environ.get(USERNAME_ENV) or environ.get(PASSWORD_ENV):
+        _log.warning(
+            "credentials from the command line or %s/%s are not sent to %s, which only "
+            "the project's configuration names; name it with --repository, %s or %s to "
+            "use them",
+            USERNAME_ENV,
+            PASSWORD_ENV,
+            host,
+            "SETUPTOOLS_GHCR_REPOSITORY",
+            "SETUPTOOLS_GHCR_REGISTRY",
+        )
     if home is None:
         home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
-    docker_dir = Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else None
-    docker_config = (docker_dir or home / ".docker") / "config.json"
-    found = _from_docker_config(docker_config, host, environ, helper_timeout)
-    if found is None and environ.get("XDG_RUNTIME_DIR"):
-        containers_auth = Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
-        found = _from_docker_config(containers_auth, host, environ, helper_timeout)
-    if found is None and host == GHCR_HOST and environ.get("GITHUB_TOKEN"):
+    for path in auth_files(environ, home, run_containers=run_containers):
+        found = _from_docker_config(path, host, environ, helper_timeout)
+        if found is not None:
+            return found
+    if host == GHCR_HOST and environ.get("GITHUB_TOKEN"):
         # ghcr.io ignores the user name of a token login, but it must not be empty.
-        found = Credentials(
+        return Credentials(
             environ.get("GITHUB_ACTOR") or "token", environ["GITHUB_TOKEN"], "GITHUB_TOKEN"
         )
-    return found
+    return None
 
 
 def login_hint(host: str) -> str:
     """What to tell someone who gave no credentials to a registry that wants some."""
-    return f"log in with 'docker login {host}' or pass --username/--password"
+    return f"log in with 'docker login {host}' (or podman login) or give --username/--password"
 
 
 def _given(

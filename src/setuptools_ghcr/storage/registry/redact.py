@@ -7,7 +7,10 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["Redactor", "redact_url"]
+__all__ = ["ANYWHERE_FROM", "Redactor", "redact_url"]
+
+#: Secrets this long are masked even inside other words; shorter ones only as whole values.
+ANYWHERE_FROM = 8
 
 #: Query parameters that are safe to show; every other value is replaced, because upload
 #: locations and CDN redirects carry signatures and state that act as bearer secrets.
@@ -40,15 +43,21 @@ def redact_url(url: str) -> str:
 
 
 class Redactor:
-    """Scrubs known secrets and secret-looking fragments out of text meant for people."""
+    """Scrubs known secrets and secret-looking fragments out of text meant for people.
+
+    A known secret is masked where it stands as a value of its own, not where its letters
+    happen to be part of another word: the password ``pass`` must not turn ``--password``
+    into ``--***word``. A secret of :data:`ANYWHERE_FROM` characters or more is masked
+    wherever it appears, since no ordinary word contains one.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = {secret for secret in secrets if len(secret) >= 3}
+        self._secrets = {secret for secret in secrets if secret}
         # Upload threads add tokens while others format errors.
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
-        if len(secret) >= 3:
+        if secret:
             with self._lock:
                 self._secrets.add(secret)
 
@@ -57,7 +66,10 @@ class Redactor:
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for secret in secrets:
-            text = text.replace(secret, "***")
+            if len(secret) >= ANYWHERE_FROM:
+                text = text.replace(secret, "***")
+            else:
+                text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(_mask, text)
         return text
