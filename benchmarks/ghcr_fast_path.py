@@ -25,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from ghcr_emulator import start_ghcr  # noqa: E402
+from support.ghcr_emulator import start_ghcr  # noqa: E402
+from support.wheels import make_wheel  # noqa: E402
 
 from setuptools_ghcr.core.dists import read_distribution  # noqa: E402
 from setuptools_ghcr.core.targets import parse_target  # noqa: E402
@@ -33,7 +34,6 @@ from setuptools_ghcr.storage.cache import BlobCache  # noqa: E402
 from setuptools_ghcr.storage.factory import StoreFactory  # noqa: E402
 from setuptools_ghcr.usecases.publish import publish  # noqa: E402
 from setuptools_ghcr.usecases.resolve import download  # noqa: E402
-from tests.helpers.wheels import make_wheel  # noqa: E402
 
 __all__ = ["SETTINGS", "Counted", "measure"]
 

@@ -27,7 +27,7 @@ ROOT = HERE.parent
 # The registry harness of the test suite starts real docker-registry processes.
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_harness import RegistryKind, RunningRegistry, start_registry  # noqa: E402
+from support.registry_harness import RegistryKind, RunningRegistry, start_registry  # noqa: E402
 
 __all__ = [
     "AccessLog",

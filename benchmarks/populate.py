@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
+from support.registry_harness import RunningRegistry
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.core.targets import parse_target

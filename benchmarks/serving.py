@@ -23,8 +23,8 @@ from pathlib import Path
 
 from harness import Child, Sample, Stats, load_average, logged_registry, measure, ours
 from populate import DEEP_PROJECT, WHEEL_TAGS, credentials_env, populate, version_of
-from registry_harness import RunningRegistry, free_port
 from report import Check, Outcome, Row
+from support.registry_harness import RunningRegistry, free_port
 
 __all__ = ["run"]
 

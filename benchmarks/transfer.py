@@ -24,8 +24,8 @@ from pathlib import Path
 
 from harness import HERE, Child, Stats, load_average, logged_registry, measure, ours, reset_storage
 from inputs import BigWheels, stem
-from registry_harness import RunningRegistry
 from report import Check, Outcome, Row
+from support.registry_harness import RunningRegistry
 
 __all__ = ["run"]
 

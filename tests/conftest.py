@@ -11,9 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ghcr_emulator import GhcrRegistry, start_ghcr
-from github_api import GitHubApi
-from registry_harness import RegistryKind, RegistryStartError, RunningRegistry, start_registry
+from support.ghcr_emulator import GhcrRegistry, start_ghcr
+from support.github_api import GitHubApi
+from support.registry_harness import (
+    RegistryKind,
+    RegistryStartError,
+    RunningRegistry,
+    start_registry,
+)
 
 
 def _serve(kind: RegistryKind, root: Path) -> Iterator[RunningRegistry]:

@@ -9,32 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_harness import SECRET_MARKER, RunningRegistry, start_registry
-from token_server import TokenServer
+from support.documents import EMPTY_DESCRIPTOR, EMPTY_JSON
+from support.registry_harness import SECRET_MARKER, RunningRegistry, start_registry
+from support.stores import unique_repository
+from support.token_server import TokenServer
+from support.wheels import make_wheel
 
 from setuptools_ghcr import cli
-from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
-    OCI_MANIFEST,
-    Descriptor,
-    Manifest,
-)
+from setuptools_ghcr.core.oci import OCI_MANIFEST, Descriptor, Manifest
 from setuptools_ghcr.errors import AuthenticationError, DigestMismatchError, UnsafeResponseError
 from setuptools_ghcr.storage.registry.challenge import pull_scope, push_scope
 from setuptools_ghcr.storage.registry.client import RegistryClient
 from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.store import BytesBlob
-from tests.helpers.wheels import make_wheel
 
 pytestmark = pytest.mark.integration
 
 HTTP_LOGGER = "setuptools_ghcr.http"
-
-
-def unique_repository(prefix: str = "auth") -> str:
-    return f"{prefix}/test_{uuid.uuid4().hex[:12]}"
 
 
 def wrong_credentials() -> Credentials:
@@ -65,7 +57,7 @@ def test_scope_upgrade_and_per_scope_tokens(
     token_registry: RunningRegistry, logged: pytest.LogCaptureFixture
 ) -> None:
     server = token_server_of(token_registry)
-    repository = unique_repository()
+    repository = unique_repository("auth")
     blob = BytesBlob(os.urandom(100), "application/octet-stream")
     with RegistryClient(token_registry.host, "http", token_registry.credentials) as client:
         store = client.store(repository)
@@ -96,7 +88,7 @@ def push_sample(store: RegistryStore) -> tuple[BytesBlob, Manifest]:
 
 def test_anonymous_pull_of_what_the_user_pushed(token_registry: RunningRegistry) -> None:
     server = token_server_of(token_registry)
-    repository = unique_repository()
+    repository = unique_repository("auth")
     with RegistryClient(token_registry.host, "http", token_registry.credentials) as client:
         layer, manifest = push_sample(client.store(repository))
     server.clear()
@@ -126,7 +118,7 @@ def test_wrong_password_is_refused_without_leaking_it(
         RegistryClient(token_registry.host, "http", credentials) as client,
         pytest.raises(AuthenticationError) as caught,
     ):
-        client.store(unique_repository()).push_blob(blob)
+        client.store(unique_repository("auth")).push_blob(blob)
     message = str(caught.value)
     assert "refused" in message and "tester" in message
     assert_no_secret(message, token_registry, credentials.password)
@@ -138,7 +130,7 @@ def test_stored_credentials_refused_for_a_pull_fall_back_to_anonymous(
     token_registry: RunningRegistry,
 ) -> None:
     server = token_server_of(token_registry)
-    repository = unique_repository()
+    repository = unique_repository("auth")
     with RegistryClient(token_registry.host, "http", token_registry.credentials) as client:
         layer, _ = push_sample(client.store(repository))
     server.clear()
@@ -158,7 +150,7 @@ def test_htpasswd_wrong_password(
     credentials = wrong_credentials()
     blob = BytesBlob(b"basic", "application/octet-stream")
     with RegistryClient(htpasswd_registry.host, "http", credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         action = (
             (lambda: store.blob_exists(blob.descriptor.digest))
             if operation == "pull"
@@ -177,7 +169,7 @@ def test_htpasswd_anonymous_is_told_to_log_in(htpasswd_registry: RunningRegistry
         RegistryClient(htpasswd_registry.host, "http", None) as client,
         pytest.raises(AuthenticationError) as caught,
     ):
-        client.store(unique_repository()).list_tags()
+        client.store(unique_repository("auth")).list_tags()
     assert f"docker login {htpasswd_registry.host}" in str(caught.value)
 
 
@@ -232,7 +224,7 @@ def test_htpasswd_round_trip_sends_basic_only_after_the_challenge(
     htpasswd_registry: RunningRegistry, logged: pytest.LogCaptureFixture
 ) -> None:
     with RegistryClient(htpasswd_registry.host, "http", htpasswd_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         layer, manifest = push_sample(store)
         fetched = store.get_manifest(str(manifest.digest))
         assert fetched is not None and fetched.raw == manifest.raw
@@ -264,7 +256,7 @@ def test_token_realm_over_plain_http_elsewhere_is_refused(tmp_path: Path) -> Non
             RegistryClient(registry.host, "http", registry.credentials) as client,
             pytest.raises(UnsafeResponseError) as caught,
         ):
-            client.store(unique_repository()).list_tags()
+            client.store(unique_repository("auth")).list_tags()
         assert "not https" in str(caught.value)
         assert token_server_of(registry).requests == []
     finally:
@@ -278,7 +270,7 @@ def test_redirects_to_another_host_carry_no_authorization(
     data = os.urandom(3 << 20)
     blob = BytesBlob(data, "application/octet-stream")
     with RegistryClient(redirect_registry.host, "http", redirect_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         store.push_blob(blob)
         before = len(redirect_registry.cdn.requests)
         store.download_blob(blob.descriptor, tmp_path / "file")
@@ -296,7 +288,7 @@ def test_download_resumes_with_range_after_a_cut(
     data = os.urandom(5 << 20)
     blob = BytesBlob(data, "application/octet-stream")
     with RegistryClient(redirect_registry.host, "http", redirect_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         store.push_blob(blob)
         before = len(cdn.requests)
         cdn.cut_next_after = (5 << 20) // 2
@@ -317,7 +309,7 @@ def test_download_starts_over_when_range_is_ignored(
     data = os.urandom(5 << 20)
     blob = BytesBlob(data, "application/octet-stream")
     with RegistryClient(redirect_registry.host, "http", redirect_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         store.push_blob(blob)
         cdn.ignore_range = True
         try:
@@ -336,7 +328,7 @@ def test_descriptor_size_lie_is_caught(redirect_registry: RunningRegistry, tmp_p
     data = os.urandom(1000)
     blob = BytesBlob(data, "application/octet-stream")
     with RegistryClient(redirect_registry.host, "http", redirect_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("auth"))
         store.push_blob(blob)
         short = Descriptor(blob.descriptor.media_type, blob.descriptor.digest, 999)
         with pytest.raises(DigestMismatchError) as caught:

@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli import copy_example, run_process, user_environment
 
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.storage.factory import StoreFactory
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "example_project"
-
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    target = tmp_path / "example"
-    shutil.copytree(
-        EXAMPLE, target, ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "dist-oci")
-    )
-    return target
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SETUPTOOLS_GHCR_", "PIP_BUILD_TRACKER", "PIP_REQ_TRACKER"))
-    }
-    env.update(extra)
-    return env
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return copy_example(tmp_path)
 
 
 def _pip_wheel(project: Path, out: Path, *extra: str, **env: str) -> None:
-    done = _run(
+    done = run_process(
         [
             sys.executable,
             "-m",
@@ -60,7 +36,7 @@ def _pip_wheel(project: Path, out: Path, *extra: str, **env: str) -> None:
             str(project),
         ],
         project.parent,
-        _env(**env),
+        user_environment(**env),
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -82,7 +58,7 @@ def test_a_conflict_names_the_backend_setting_and_the_target_is_named(
     project: Path, tmp_path: Path
 ) -> None:
     command = [sys.executable, "-m", "build", "--no-isolation", "--wheel", "-C", "ghcr-upload=true"]
-    first = _run(command, project, _env())
+    first = run_process(command, project, user_environment())
     assert first.returncode == 0, first.stdout + first.stderr
     # The target came from [tool.setuptools-ghcr]: the backend says which it is.
     assert (
@@ -91,12 +67,12 @@ def test_a_conflict_names_the_backend_setting_and_the_target_is_named(
     ) in first.stderr
     source = project / "src" / "hello_ghcr" / "__init__.py"
     source.write_text(source.read_text() + "\n# rebuilt with other contents\n")
-    second = _run(command, project, _env())
+    second = run_process(command, project, user_environment())
     assert second.returncode != 0
     output = second.stdout + second.stderr
     assert "already published with other contents" in output
     assert "-C ghcr-skip-existing=true" in output
     assert "--skip-existing" not in output.replace("-C ghcr-skip-existing", "")
-    skipping = _run([*command, "-C", "ghcr-skip-existing=true"], project, _env())
+    skipping = run_process([*command, "-C", "ghcr-skip-existing=true"], project, user_environment())
     assert skipping.returncode == 0, skipping.stdout + skipping.stderr
     assert "skipped (published with other contents)" in skipping.stdout

@@ -12,74 +12,31 @@ from typing import Any
 
 import pytest
 import requests
-from registry_harness import RunningRegistry
+from support.documents import EMPTY_JSON, OCI_EMPTY
+from support.registry_harness import RunningRegistry
+from support.stores import CountingStores, publish_files
+from support.wheels import make_sdist, make_wheel, sha256_of
 
 from setuptools_ghcr.cli import build_parser, main
 from setuptools_ghcr.commands.install import split_pip_args
 from setuptools_ghcr.core.dists import read_distribution
-from setuptools_ghcr.core.oci import EMPTY_JSON, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, canonical_json
-from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target, parse_target
+from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST, canonical_json
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, parse_target
 from setuptools_ghcr.core.wire_format import PYOCI_SHA256
 from setuptools_ghcr.errors import DigestMismatchError, NotFoundError
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.storage.factory import StoreFactory
-from setuptools_ghcr.storage.registry.client import RegistryClient
-from setuptools_ghcr.storage.registry.credentials import Credentials
-from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.install import install
-from setuptools_ghcr.usecases.publish import publish
 from setuptools_ghcr.usecases.resolve import ResolveOptions, Resolver, download, parse_requirement
-from tests.helpers.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration
-
-
-class CountingSession(requests.Session):
-    """A session that records every request it sends, redirects included."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        self.sent.append((str(request.method), str(request.url)))
-        return super().send(request, **kwargs)
-
-    def blob_gets(self) -> list[str]:
-        return [url for method, url in self.sent if method == "GET" and "/blobs/" in url]
-
-
-class Stores:
-    """Stores of one registry target over a given session (to count what goes over the wire)."""
-
-    def __init__(
-        self,
-        target: RegistryTarget,
-        credentials: Credentials | None = None,
-        session: CountingSession | None = None,
-    ) -> None:
-        self.target: Target = target
-        self.session = session or CountingSession()
-        self.client = RegistryClient(target.host, target.scheme, credentials, session=self.session)
-
-    def open(self, project: str) -> Store:
-        assert isinstance(self.target, RegistryTarget)
-        return RegistryStore(self.client, self.target.repository(project))
 
 
 def namespace_target(registry: RunningRegistry) -> RegistryTarget:
     target = parse_target(f"{registry.host}/dl{secrets.token_hex(4)}")
     assert isinstance(target, RegistryTarget)
     return target
-
-
-def push(stores: Any, *paths: Path) -> None:
-    publish(stores.open, [read_distribution(path) for path in paths])
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -107,9 +64,9 @@ def test_download_newest_then_from_cache_without_blob_get(
     wheel = make_wheel(built, "demo-pkg", "1.1")
     pre = make_wheel(built, "demo-pkg", "2.0b1")
     target = namespace_target(plain_registry)
-    push(Stores(target), old, sdist, wheel, pre)
+    publish_files(CountingStores(target), old, sdist, wheel, pre)
 
-    first = Stores(target)
+    first = CountingStores(target)
     got = download(first, ["demo-pkg"], tmp_path / "one", cache=cache)
     assert [d.path for d in got] == [tmp_path / "one" / wheel.name]
     assert got[0].path.read_bytes() == wheel.read_bytes()
@@ -123,7 +80,7 @@ def test_download_newest_then_from_cache_without_blob_get(
     )  # the 1.1 index, and the file's manifest for its metadata
     assert len(first.session.blob_gets()) == 2
 
-    second = Stores(target)
+    second = CountingStores(target)
     again = download(second, ["demo-pkg"], tmp_path / "two", cache=cache)
     assert again[0].path.read_bytes() == wheel.read_bytes()
     assert again[0].from_cache
@@ -132,14 +89,14 @@ def test_download_newest_then_from_cache_without_blob_get(
 
     # --pre and a pinned pre-release both reach 2.0b1.
     pre_got = download(
-        Stores(target),
+        CountingStores(target),
         ["demo-pkg"],
         tmp_path / "pre",
         cache=cache,
         options=ResolveOptions(pre=True),
     )
     assert pre_got[0].path.name == pre.name
-    pinned = download(Stores(target), ["demo-pkg==2.0b1"], tmp_path / "pin", cache=cache)
+    pinned = download(CountingStores(target), ["demo-pkg==2.0b1"], tmp_path / "pin", cache=cache)
     assert pinned[0].path.name == pre.name
 
 
@@ -151,13 +108,13 @@ def test_sdist_when_no_wheel_fits(
     foreign = make_wheel(built, "native", "1.0", tag="cp27-cp27mu-linux_armv6l")
     sdist = make_sdist(built, "native", "1.0")
     target = namespace_target(plain_registry)
-    push(Stores(target), foreign, sdist)
-    got = download(Stores(target), ["native"], tmp_path / "out", cache=cache)
+    publish_files(CountingStores(target), foreign, sdist)
+    got = download(CountingStores(target), ["native"], tmp_path / "out", cache=cache)
     assert [d.path.name for d in got] == [sdist.name]
-    assert sha256(got[0].path) == sha256(sdist)
+    assert sha256_of(got[0].path) == sha256_of(sdist)
     with pytest.raises(NotFoundError, match="no wheel of native"):
         download(
-            Stores(target),
+            CountingStores(target),
             ["native"],
             tmp_path / "out2",
             cache=cache,
@@ -172,8 +129,8 @@ def test_corrupted_registry_blob_reaches_neither_output_nor_cache(
     built.mkdir()
     wheel = make_wheel(built, "fragile", "1.0", module_code="VALUE = 1\n" + "#" * 4000)
     target = namespace_target(plain_registry)
-    push(Stores(target), wheel)
-    digest = sha256(wheel)
+    publish_files(CountingStores(target), wheel)
+    digest = sha256_of(wheel)
     data = plain_registry.blob_data_path(digest)
     original = data.read_bytes()
     damaged = bytearray(original)
@@ -183,7 +140,11 @@ def test_corrupted_registry_blob_reaches_neither_output_nor_cache(
         out = tmp_path / "out"
         with pytest.raises(DigestMismatchError):
             download(
-                Stores(target), ["fragile"], out, cache=cache, options=ResolveOptions(deps=False)
+                CountingStores(target),
+                ["fragile"],
+                out,
+                cache=cache,
+                options=ResolveOptions(deps=False),
             )
         assert not out.exists() or list(out.iterdir()) == []
         assert not cache.has(read_distribution(wheel).sha256)
@@ -200,12 +161,12 @@ def test_damaged_cache_entry_is_dropped_and_fetched_again(
     built.mkdir()
     wheel = make_wheel(built, "cached-pkg", "1.0")
     target = namespace_target(plain_registry)
-    push(Stores(target), wheel)
-    download(Stores(target), ["cached-pkg"], tmp_path / "one", cache=cache)
+    publish_files(CountingStores(target), wheel)
+    download(CountingStores(target), ["cached-pkg"], tmp_path / "one", cache=cache)
     entry = cache.path(read_distribution(wheel).sha256)
     entry.write_bytes(b"tampered" + entry.read_bytes()[8:])
 
-    stores = Stores(target)
+    stores = CountingStores(target)
     got = download(stores, ["cached-pkg"], tmp_path / "two", cache=cache)
     assert got[0].path.read_bytes() == wheel.read_bytes()
     assert not got[0].from_cache
@@ -301,9 +262,9 @@ def test_pyoci_package_resolves_with_its_dependencies(
     lib = make_wheel(built, "modern-lib", "2.1")
     target = namespace_target(plain_registry)
     push_like_pyoci(plain_registry, target.repository("legacy-app"), "0.3", legacy)
-    push(Stores(target), lib_old, lib)
+    publish_files(CountingStores(target), lib_old, lib)
 
-    got = download(Stores(target), ["legacy-app"], tmp_path / "out", cache=cache)
+    got = download(CountingStores(target), ["legacy-app"], tmp_path / "out", cache=cache)
     assert [d.path.name for d in got] == [legacy.name, lib.name]
     assert got[0].path.read_bytes() == legacy.read_bytes()
     assert got[1].path.read_bytes() == lib.read_bytes()
@@ -320,7 +281,7 @@ def test_anonymous_download_from_token_registry(
     wheel = make_wheel(built, "public-pkg", "3.2", requires_dist=["public-dep"])
     dep = make_wheel(built, "public-dep", "0.1")
     target = namespace_target(token_registry)
-    push(Stores(target, token_registry.credentials), wheel, dep)
+    publish_files(CountingStores(target, token_registry.credentials), wheel, dep)
 
     anonymous = StoreFactory(target, environ={}, home=tmp_path / "home")
     try:
@@ -360,7 +321,7 @@ def test_dependencies_in_the_target_are_resolved(
         make_wheel(built, "speedup", "0.5"),
         make_wheel(built, "winonly", "1.0"),
     ]
-    push(layout, *files)
+    publish_files(layout, *files)
 
     names = [d.path.name for d in download(layout, ["app"], tmp_path / "a", cache=cache)]
     assert names == ["app-1.0-py3-none-any.whl", "lib-1.1-py3-none-any.whl"]
@@ -383,7 +344,7 @@ def test_conflicting_requirements_fail_clearly(
 ) -> None:
     built = tmp_path / "built"
     built.mkdir()
-    push(
+    publish_files(
         layout,
         make_wheel(built, "app", "1.0", requires_dist=["lib>=1.1"]),
         make_wheel(built, "lib", "1.0"),
@@ -398,7 +359,7 @@ def test_combined_specifiers_pick_a_version_both_allow(
 ) -> None:
     built = tmp_path / "built"
     built.mkdir()
-    push(
+    publish_files(
         layout,
         make_wheel(built, "app", "1.0", requires_dist=["lib>=1.1"]),
         *(make_wheel(built, "lib", v) for v in ("1.0", "1.1", "1.2", "1.3")),
@@ -412,7 +373,7 @@ def test_errors_name_the_project_and_versions(
 ) -> None:
     built = tmp_path / "built"
     built.mkdir()
-    push(
+    publish_files(
         layout,
         *(
             make_wheel(built, "many", v)
@@ -437,7 +398,7 @@ def test_resolver_reads_each_index_once(
 ) -> None:
     built = tmp_path / "built"
     built.mkdir()
-    push(
+    publish_files(
         layout,
         make_wheel(built, "app", "1.0", requires_dist=["lib", "util"]),
         make_wheel(built, "util", "1.0", requires_dist=["lib"]),
@@ -481,7 +442,7 @@ def test_cli_download_prints_paths(
     app = make_wheel(built, "cli-app", "1.0", requires_dist=["cli-lib"])
     lib = make_wheel(built, "cli-lib", "1.0")
     target = namespace_target(plain_registry)
-    push(Stores(target), app, lib)
+    publish_files(CountingStores(target), app, lib)
     monkeypatch.setenv("SETUPTOOLS_GHCR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     status = main(["download", "-r", str(target), "-d", "out", "cli-app"])
@@ -489,7 +450,7 @@ def test_cli_download_prints_paths(
     assert status == 0, captured.err
     assert captured.out.splitlines() == [f"out/{app.name}", f"out/{lib.name}"]
     assert (tmp_path / "out" / app.name).read_bytes() == app.read_bytes()
-    assert (tmp_path / "cache" / "blobs" / "sha256" / sha256(app)).is_file()
+    assert (tmp_path / "cache" / "blobs" / "sha256" / sha256_of(app)).is_file()
 
     status = main(["download", "-r", str(target), "-d", "out", "cli-app>=2"])
     captured = capsys.readouterr()
@@ -524,7 +485,7 @@ def _private_pair(built: Path) -> list[Path]:
 def test_install_into_a_fresh_venv(layout: StoreFactory, tmp_path: Path, cache: BlobCache) -> None:
     built = tmp_path / "built"
     built.mkdir()
-    push(layout, *_private_pair(built))
+    publish_files(layout, *_private_pair(built))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -554,7 +515,7 @@ def test_cli_install_passes_pip_arguments(
     built = tmp_path / "built"
     built.mkdir()
     target = namespace_target(plain_registry)
-    push(Stores(target), *_private_pair(built))
+    publish_files(CountingStores(target), *_private_pair(built))
     monkeypatch.setenv("SETUPTOOLS_GHCR_CACHE_DIR", str(tmp_path / "cache"))
     installed = tmp_path / "site"
     argv = ["install", "-r", str(target), "--pre", "private-app", "--"]

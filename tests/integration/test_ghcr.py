@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from ghcr_emulator import CHUNK_LIMIT, GhcrRegistry
+from support.documents import EMPTY_DESCRIPTOR, EMPTY_JSON
+from support.ghcr_emulator import CHUNK_LIMIT, GhcrRegistry
+from support.wheels import make_wheel
 
 from setuptools_ghcr import cli
 from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -33,7 +33,6 @@ from setuptools_ghcr.storage.registry.challenge import AnonymousAuth
 from setuptools_ghcr.storage.registry.client import RegistryClient
 from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.store import BytesBlob
-from tests.helpers.wheels import make_wheel
 
 pytestmark = pytest.mark.integration
 

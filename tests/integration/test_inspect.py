@@ -8,39 +8,24 @@ import secrets
 from pathlib import Path
 
 import pytest
-from registry_harness import RunningRegistry
+from support.documents import publish_like_pyoci
+from support.registry_harness import RunningRegistry
+from support.stores import publish_files
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.cli import main
 from setuptools_ghcr.core.dists import read_distribution
-from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
-    OCI_EMPTY,
-    Descriptor,
-    Index,
-    Manifest,
-    Platform,
-)
 from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, parse_target
 from setuptools_ghcr.core.wire_format import (
-    ARTIFACT_TYPE,
-    LAYER_MEDIA_TYPE,
     OCI_VERSION,
     PYOCI_SHA256,
     REQUIRES_PYTHON,
 )
 from setuptools_ghcr.errors import NotFoundError
 from setuptools_ghcr.storage.factory import StoreFactory
-from setuptools_ghcr.storage.store import BytesBlob, FileBlob, Store
 from setuptools_ghcr.usecases.inspect import inspect_project, table_rows
-from setuptools_ghcr.usecases.publish import publish
-from tests.helpers.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration
-
-
-def _publish(factory: StoreFactory, *paths: Path) -> None:
-    publish(factory.open, [read_distribution(path) for path in paths])
 
 
 @pytest.fixture
@@ -63,7 +48,7 @@ def test_cli_inspect_json(
     parsed = parse_target(target)
     assert isinstance(parsed, RegistryTarget)
     factory = StoreFactory(parsed, environ={})
-    _publish(factory, *built)
+    publish_files(factory, *built)
     factory.close()
 
     assert main(["inspect", "-r", target, "--json", "shown-pkg"]) == 0
@@ -95,7 +80,7 @@ def test_cli_inspect_table_and_errors(
     tmp_path: Path, built: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     factory = StoreFactory(LayoutTarget(tmp_path / "pkgs"), environ={})
-    _publish(factory, *built)
+    publish_files(factory, *built)
     target = f"oci:{tmp_path / 'pkgs'}"
 
     assert main(["inspect", "-r", target, "shown-pkg"]) == 0
@@ -125,27 +110,11 @@ def test_cli_inspect_table_and_errors(
     assert "project nothing-here not found" in capsys.readouterr().err
 
 
-def _store_like_pyoci(store: Store, version: str, wheel: Path) -> None:
-    """PyOCI's shape through the store API: empty config, one layer, a bare index entry."""
-    dist = read_distribution(wheel)
-    layer = Descriptor(LAYER_MEDIA_TYPE, dist.sha256, dist.size)
-    store.push_blob(FileBlob(wheel, layer))
-    store.push_blob(BytesBlob(EMPTY_JSON, OCI_EMPTY))
-    manifest = Manifest.build(EMPTY_DESCRIPTOR, (layer,), artifact_type=ARTIFACT_TYPE)
-    store.put_manifest(manifest.raw, manifest.media_type)
-    _name, _version, rest = wheel.name.split("-", 2)
-    entry = manifest.descriptor(
-        platform=Platform(rest, "any"), annotations={PYOCI_SHA256: dist.sha256.hex}
-    )
-    index = Index.build((entry,), artifact_type=ARTIFACT_TYPE)
-    store.put_manifest(index.raw, index.media_type, version)
-
-
 def test_inspect_pyoci_package_reads_the_manifest(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, "old-style", "0.1")
     factory = StoreFactory(LayoutTarget(tmp_path / "pkgs"), environ={})
     store = factory.open("old-style")
-    _store_like_pyoci(store, "0.1", wheel)
+    publish_like_pyoci(store, read_distribution(wheel))
     info = inspect_project(store, "old-style")
     assert [str(v.version) for v in info.versions] == ["0.1"]
     (file,) = info.versions[0].files

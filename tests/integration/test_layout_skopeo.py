@@ -8,19 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.documents import PACKAGE, push_artifact
 
 from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST, Descriptor, Index, Manifest, Platform
 from setuptools_ghcr.storage.layout import LayoutStore
-from setuptools_ghcr.storage.store import BytesBlob
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo"),
 ]
 
-PACKAGE = "application/pyoci.package.v1"
-METADATA = "application/vnd.setuptools-ghcr.core-metadata.v1"
-TITLE = "org.opencontainers.image.title"
 FILES = {
     "demo-1.0.0-py3-none-any.whl": ("py3-none-any.whl", b"PK\x03\x04 pretend wheel" * 1000),
     "demo-1.0.0.tar.gz": (".tar.gz", b"\x1f\x8b pretend sdist" * 1000),
@@ -48,23 +45,15 @@ def _publish(
     manifests: list[Manifest] = []
     entries: list[Descriptor] = []
     for filename, (architecture, payload) in FILES.items():
-        config = BytesBlob(b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0.0\n", METADATA)
-        layer = BytesBlob(payload, PACKAGE)
-        store.push_blob(config)
-        store.push_blob(layer)
-        manifest = Manifest.build(
-            config.descriptor,
-            (Descriptor(PACKAGE, layer.descriptor.digest, len(payload), {TITLE: filename}),),
-            artifact_type=PACKAGE,
-        )
-        store.put_manifest(manifest.raw, OCI_MANIFEST)
+        metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0.0\n"
+        manifest = push_artifact(store, filename, payload, metadata)
         manifests.append(manifest)
         entries.append(
             Descriptor(
                 OCI_MANIFEST,
                 manifest.digest,
                 len(manifest.raw),
-                annotations={"com.pyoci.sha256_digest": layer.descriptor.digest.hex},
+                annotations={"com.pyoci.sha256_digest": manifest.layers[0].digest.hex},
                 artifact_type=PACKAGE if entry_artifact_type else None,
                 platform=Platform(architecture, "any"),
             )

@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from registry_harness import RunningRegistry
-
-from tests.helpers.wheels import make_sdist, make_wheel
+from support.registry_harness import RunningRegistry
+from support.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
+from support.cli import copy_example, run_process, user_environment
+from support.registry_harness import RunningRegistry
+from support.stores import publish_files
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr import cli
 from setuptools_ghcr.core.dists import read_distribution
@@ -31,7 +32,6 @@ from setuptools_ghcr.core.wire_format import (
 from setuptools_ghcr.errors import ConflictError, InvalidDistributionError
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.store import Store
-from setuptools_ghcr.usecases.publish import PushOptions, publish
 from setuptools_ghcr.usecases.versions import read_index
 
 pytestmark = pytest.mark.integration
@@ -96,14 +96,11 @@ def _dists(tmp_path: Path, name: str = "demo-pkg", version: str = "1.0.0") -> li
     ]
 
 
-def _publish(where: Where, paths: list[Path], **options: Any) -> list[Any]:
-    dists = [read_distribution(p) for p in paths]
-    return publish(where.factory.open, dists, PushOptions(created=CREATED, **options))
-
-
 def test_wire_format_field_by_field(where: Where, tmp_path: Path) -> None:
     paths = _dists(tmp_path)
-    results = _publish(where, paths, source="https://github.com/acme/demo")
+    results = publish_files(
+        where.factory, *paths, created=CREATED, source="https://github.com/acme/demo"
+    )
     assert [r.status for r in results] == ["uploaded"] * 3
 
     store = where.store("demo-pkg")
@@ -167,12 +164,12 @@ def test_republish_same_bytes_is_a_noop_and_other_bytes_are_refused(
     where: Where, tmp_path: Path
 ) -> None:
     paths = _dists(tmp_path)
-    _publish(where, paths)
+    publish_files(where.factory, *paths, created=CREATED)
     store = where.store("demo-pkg")
     before = store.get_manifest("1.0.0")
     assert before is not None
 
-    again = _publish(where, paths)
+    again = publish_files(where.factory, *paths, created=CREATED)
     assert [r.status for r in again] == ["exists"] * 3
 
     other = tmp_path / "other"
@@ -180,11 +177,11 @@ def test_republish_same_bytes_is_a_noop_and_other_bytes_are_refused(
     changed = make_wheel(other, "demo-pkg", "1.0.0", summary="different bytes")
     new_file = make_wheel(other, "demo-pkg", "1.0.0", tag="py2-none-any")
     with pytest.raises(ConflictError, match="already published with other contents"):
-        _publish(where, [new_file, changed])
+        publish_files(where.factory, new_file, changed, created=CREATED)
     after = store.get_manifest("1.0.0")
     assert after is not None and after.raw == before.raw, "a refused push changed the index"
 
-    results = _publish(where, [new_file, changed], skip_existing=True)
+    results = publish_files(where.factory, new_file, changed, created=CREATED, skip_existing=True)
     assert [r.status for r in results] == ["uploaded", "skipped"]
     index = read_index(store, "1.0.0")
     assert index is not None and len(index.manifests) == 4
@@ -192,8 +189,8 @@ def test_republish_same_bytes_is_a_noop_and_other_bytes_are_refused(
 
 def test_files_added_later_merge_into_the_version(where: Where, tmp_path: Path) -> None:
     first, second, sdist = _dists(tmp_path)
-    _publish(where, [first])
-    _publish(where, [second, sdist], extra_tags=("latest",))
+    publish_files(where.factory, first, created=CREATED)
+    publish_files(where.factory, second, sdist, created=CREATED, extra_tags=("latest",))
     store = where.store("demo-pkg")
     index = read_index(store, "1.0.0")
     assert index is not None
@@ -218,7 +215,7 @@ def test_concurrent_publishers_of_one_version_all_land(where: Where, tmp_path: P
             else _registry_where(where.registry, where.text.split("/", 1)[1]).factory
         )
         try:
-            publish(factory.open, [read_distribution(path)], PushOptions(created=CREATED))
+            publish_files(factory, path, created=CREATED)
         except BaseException as error:
             errors.append(error)
 
@@ -244,7 +241,7 @@ def test_bad_input_publishes_nothing(where: Where, tmp_path: Path) -> None:
         metadata=b"Name: other\nVersion: 1.0\nMetadata-Version: 2.1\n",
     )
     with pytest.raises(InvalidDistributionError):
-        _publish(where, [good, bad])
+        publish_files(where.factory, good, bad, created=CREATED)
     store = where.store("solid")
     assert store.list_tags() == []
     assert not store.blob_exists(read_distribution(good).sha256)
@@ -295,7 +292,7 @@ def test_skopeo_reads_and_copies_what_was_pushed(
 ) -> None:
     where = _registry_where(plain_registry, "skopeo")
     paths = _dists(tmp_path, name="copied", version="3.1")
-    _publish(where, paths)
+    publish_files(where.factory, *paths, created=CREATED)
     ours = where.store("copied").get_manifest("3.1")
     assert ours is not None
     source = f"docker://{plain_registry.host}/skopeo/copied:3.1"
@@ -358,7 +355,7 @@ def test_layout_published_with_skopeo_reads_back(
     root = tmp_path / "oci"
     layout = Where(f"oci:{root}", StoreFactory(parse_target(f"oci:{root}"), environ={}), None)
     paths = _dists(tmp_path, name="from-layout", version="0.9")
-    _publish(layout, paths)
+    publish_files(layout.factory, *paths, created=CREATED)
     subprocess.run(
         [
             "skopeo",
@@ -394,7 +391,7 @@ def test_oras_pulls_a_file_under_its_own_name(
     oras_client = pytest.importorskip("oras.client")
     where = _registry_where(plain_registry, "oras")
     (wheel,) = _dists(tmp_path, name="pulled-by-oras", version="1.2")[:1]
-    _publish(where, [wheel])
+    publish_files(where.factory, wheel, created=CREATED)
     index = read_index(where.store("pulled-by-oras"), "1.2")
     assert index is not None
     digest = index.manifests[0].digest
@@ -407,37 +404,16 @@ def test_oras_pulls_a_file_under_its_own_name(
     assert (out / wheel.name).read_bytes() == wheel.read_bytes()
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.fixture
 def example_copy(tmp_path: Path) -> Path:
-    import shutil
-
-    source = Path(__file__).resolve().parents[2] / "example_project"
-    target = tmp_path / "example"
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "dist-oci")
-    )
-    return target
-
-
-def _env(**extra: str) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SETUPTOOLS_GHCR_")}
-    env.update(extra)
-    return env
+    return copy_example(tmp_path)
 
 
 def test_setup_py_ghcr_upload_publishes(
     example_copy: Path, plain_registry: RunningRegistry
 ) -> None:
     target = f"{plain_registry.host}/setup-py"
-    done = _run(
+    done = run_process(
         [
             sys.executable,
             "setup.py",
@@ -449,7 +425,7 @@ def test_setup_py_ghcr_upload_publishes(
             target,
         ],
         example_copy,
-        _env(),
+        user_environment(),
     )
     assert done.returncode == 0, done.stderr
     store = _registry_where(plain_registry, "setup-py").store("hello-ghcr")
@@ -467,10 +443,14 @@ def test_setup_py_ghcr_upload_publishes(
 
 
 def test_setup_py_ghcr_upload_alone_uses_dist_folder(example_copy: Path, tmp_path: Path) -> None:
-    built = _run([sys.executable, "setup.py", "-q", "sdist"], example_copy, _env())
+    built = run_process(
+        [sys.executable, "setup.py", "-q", "sdist"], example_copy, user_environment()
+    )
     assert built.returncode == 0, built.stderr
     (example_copy / "dist" / "hello_ghcr-0.1-py3-none-any.whl").write_bytes(b"not this version")
-    done = _run([sys.executable, "setup.py", "ghcr_upload"], example_copy, _env())
+    done = run_process(
+        [sys.executable, "setup.py", "ghcr_upload"], example_copy, user_environment()
+    )
     assert done.returncode == 0, done.stderr
     store = StoreFactory(parse_target(f"oci:{example_copy / 'dist-oci'}"), environ={}).open(
         "hello-ghcr"
@@ -480,16 +460,16 @@ def test_setup_py_ghcr_upload_alone_uses_dist_folder(example_copy: Path, tmp_pat
 
 def test_build_backend_publishes_only_when_asked(example_copy: Path, tmp_path: Path) -> None:
     store_path = tmp_path / "from-build"
-    plain = _run(
+    plain = run_process(
         [sys.executable, "-m", "build", "--no-isolation"],
         example_copy,
-        _env(SETUPTOOLS_GHCR_REPOSITORY=f"oci:{store_path}"),
+        user_environment(SETUPTOOLS_GHCR_REPOSITORY=f"oci:{store_path}"),
     )
     assert plain.returncode == 0, plain.stderr
     assert not store_path.exists(), "a plain build published something"
     assert not (example_copy / "dist-oci").exists()
 
-    asked = _run(
+    asked = run_process(
         [
             sys.executable,
             "-m",
@@ -501,7 +481,7 @@ def test_build_backend_publishes_only_when_asked(example_copy: Path, tmp_path: P
             f"ghcr-repository=oci:{store_path}",
         ],
         example_copy,
-        _env(),
+        user_environment(),
     )
     assert asked.returncode == 0, asked.stderr
     store = StoreFactory(parse_target(f"oci:{store_path}"), environ={}).open("hello-ghcr")
@@ -513,10 +493,10 @@ def test_build_backend_publishes_only_when_asked(example_copy: Path, tmp_path: P
 
     # The environment variable asks too; the config's relative oci: folder counts from the
     # project even though the wheel is built from an unpacked sdist elsewhere.
-    by_env = _run(
+    by_env = run_process(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", "dist2"],
         example_copy,
-        _env(SETUPTOOLS_GHCR_UPLOAD="1"),
+        user_environment(SETUPTOOLS_GHCR_UPLOAD="1"),
     )
     assert by_env.returncode == 0, by_env.stderr
     config_store = StoreFactory(parse_target(f"oci:{example_copy / 'dist-oci'}"), environ={}).open(

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import pytest
 import urllib3
-from registry_harness import RunningRegistry, start_registry
+from support.documents import EMPTY_DESCRIPTOR, EMPTY_JSON, descriptor_of
+from support.registry_harness import RunningRegistry, start_registry
+from support.stores import unique_repository
 
 from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
     MAX_MANIFEST_SIZE,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -45,10 +45,6 @@ pytestmark = pytest.mark.integration
 LAYER_TYPE = "application/pyoci.package.v1"
 
 
-def unique_repository(prefix: str = "team") -> str:
-    return f"{prefix}/test_{uuid.uuid4().hex[:12]}"
-
-
 @pytest.fixture
 def client(any_registry: RunningRegistry) -> Iterator[RegistryClient]:
     with RegistryClient(any_registry.host, "http", any_registry.credentials) as client:
@@ -57,7 +53,7 @@ def client(any_registry: RunningRegistry) -> Iterator[RegistryClient]:
 
 @pytest.fixture
 def store(client: RegistryClient) -> RegistryStore:
-    return client.store(unique_repository())
+    return client.store(unique_repository("team"))
 
 
 def random_file(folder: Path, size: int) -> FileBlob:
@@ -220,8 +216,8 @@ def test_manifest_and_index_round_trip(store: RegistryStore, tmp_path: Path) -> 
 
     index = Index.build(
         (
-            wheel.descriptor(platform=Platform("py3-none-any.whl", "any")),
-            sdist.descriptor(platform=Platform(".tar.gz", "any")),
+            descriptor_of(wheel, platform=Platform("py3-none-any.whl", "any")),
+            descriptor_of(sdist, platform=Platform(".tar.gz", "any")),
         ),
         artifact_type=LAYER_TYPE,
     )
@@ -242,7 +238,7 @@ def test_manifest_and_index_round_trip(store: RegistryStore, tmp_path: Path) -> 
 
 def test_registry_errors_are_decoded(store: RegistryStore, tmp_path: Path) -> None:
     wheel = push_image(store, tmp_path, "demo-2.0-py3-none-any.whl")
-    index = Index.build((wheel.descriptor(),), artifact_type=LAYER_TYPE)
+    index = Index.build((descriptor_of(wheel),), artifact_type=LAYER_TYPE)
     # The index names a manifest the registry does not have yet.
     with pytest.raises(RegistryError) as caught:
         store.put_manifest(index.raw, OCI_INDEX, "2.0")
@@ -343,7 +339,7 @@ def test_connections_are_reused(
 
     monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", counting_connect)
     with RegistryClient(any_registry.host, "http", any_registry.credentials) as client:
-        store = client.store(unique_repository())
+        store = client.store(unique_repository("team"))
         blob = BytesBlob(b"reuse", "application/octet-stream")
         store.push_blob(blob)
         for _ in range(10):
@@ -358,7 +354,7 @@ def test_requests_are_retried_across_a_registry_restart(tmp_path: Path) -> None:
     registry = start_registry("htpasswd", tmp_path / "registry")
     try:
         with RegistryClient(registry.host, "http", registry.credentials) as client:
-            store = client.store(unique_repository())
+            store = client.store(unique_repository("team"))
             first = random_file(tmp_path, 2 * CHUNK_SIZE)
             store.push_blob(first)
             for action in ("download", "push"):

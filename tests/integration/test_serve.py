@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,13 +20,14 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
+from support.http import get, serving
+from support.registry_harness import RunningRegistry
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import Distribution, read_distribution
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.serve.app import make_app
-from setuptools_ghcr.serve.server import IndexServer, make_server
+from setuptools_ghcr.serve.server import IndexServer
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.usecases.publish import PushOptions, publish
 
@@ -92,12 +92,6 @@ def _build(work: Path) -> list[Distribution]:
     return [read_distribution(path) for path in files]
 
 
-def _serve(factory: StoreFactory, ttl: float = 30) -> IndexServer:
-    server = make_server(make_app(factory, cache_ttl=ttl), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, name="index", daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module", params=["registry", "layout"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -113,31 +107,19 @@ def served(
     factory = StoreFactory(parse_target(target), environ={}, home=work)
     dists = _build(work / "dist")
     publish(factory.open, dists, PushOptions(created=CREATED))
-    server = _serve(factory)
     try:
-        yield Served(
-            request.param,
-            target,
-            factory,
-            server,
-            {d.filename: d for d in dists},
-            registry,
-            work,
-        )
+        with serving(make_app(factory)) as server:
+            yield Served(
+                request.param,
+                target,
+                factory,
+                server,
+                {d.filename: d for d in dists},
+                registry,
+                work,
+            )
     finally:
-        server.shutdown()
-        server.server_close()
         factory.close()
-
-
-def _get(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            return response.status, headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
 class _Anchors(HTMLParser):
@@ -151,7 +133,7 @@ class _Anchors(HTMLParser):
 
 
 def _project_json(served: Served, project: str) -> dict[str, Any]:
-    status, headers, body = _get(served.url + f"{project}/", PIP_ACCEPT)
+    status, headers, body = get(served.url + f"{project}/", PIP_ACCEPT)
     assert status == 200
     assert headers["content-type"] == JSON_TYPE
     value: dict[str, Any] = json.loads(body)
@@ -177,7 +159,7 @@ def test_json_page_describes_every_file(served: Served) -> None:
 
 def test_html_page_matches_the_json_page(served: Served) -> None:
     page = _project_json(served, "srv-demo")
-    status, headers, body = _get(served.url + "srv-demo/")
+    status, headers, body = get(served.url + "srv-demo/")
     assert status == 200
     assert headers["content-type"] == "text/html; charset=utf-8"
     parser = _Anchors()
@@ -194,11 +176,11 @@ def test_files_and_metadata_hash_to_what_the_page_says(served: Served) -> None:
     page_url = served.url + "srv-demo/"
     for item in _project_json(served, "srv-demo")["files"]:
         file_url = urljoin(page_url, item["url"])
-        status, headers, body = _get(file_url)
+        status, headers, body = get(file_url)
         assert status == 200
         assert int(headers["content-length"]) == len(body) == item["size"]
         assert hashlib.sha256(body).hexdigest() == item["hashes"]["sha256"]
-        status, _, metadata = _get(file_url + ".metadata")
+        status, _, metadata = get(file_url + ".metadata")
         assert status == 200
         assert hashlib.sha256(metadata).hexdigest() == item["core-metadata"]["sha256"]
         assert metadata == served.dists[item["filename"]].metadata
@@ -206,16 +188,16 @@ def test_files_and_metadata_hash_to_what_the_page_says(served: Served) -> None:
 
 def test_names_redirect_and_unknown_projects_are_404(served: Served) -> None:
     # urllib follows the redirect: the answer is the normalized page.
-    status, _, body = _get(served.url + "SRV_Demo/", PIP_ACCEPT)
+    status, _, body = get(served.url + "SRV_Demo/", PIP_ACCEPT)
     assert status == 200
     assert json.loads(body)["name"] == "srv-demo"
-    status, _, body = _get(served.url + "no-such-project/")
+    status, _, body = get(served.url + "no-such-project/")
     assert status == 404
     assert body == b"no project no-such-project in this index\n"
 
 
 def test_project_list(served: Served) -> None:
-    status, _, body = _get(served.url, JSON_TYPE)
+    status, _, body = get(served.url, JSON_TYPE)
     assert status == 200
     names = {item["name"] for item in json.loads(body)["projects"]}
     assert names == {"srv-demo", "srv-dep"}
@@ -353,7 +335,7 @@ def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:
         assert line.startswith(f"Serving {target} at http://127.0.0.1:")
         url = line.rsplit(" ", 1)[1].strip()
         assert url.endswith("/simple/")
-        status, _, body = _get(url + "srv-dep/", PIP_ACCEPT)
+        status, _, body = get(url + "srv-dep/", PIP_ACCEPT)
         assert status == 200
         assert json.loads(body)["versions"] == ["0.3"]
         process.send_signal(signal.SIGINT)
@@ -381,21 +363,21 @@ def test_server_reads_with_its_own_credentials(
     anonymous = StoreFactory(parse_target(target), environ={}, home=tmp_path)
     wheel = read_distribution(make_wheel(tmp_path, "srv-private", "1.0"))
     publish(factory.open, [wheel], PushOptions(created=CREATED))
-    with_credentials, without = _serve(factory), _serve(anonymous)
     try:
-        page = json.loads(_get(with_credentials.url + "srv-private/", PIP_ACCEPT)[2])
-        (item,) = page["files"]
-        status, _, body = _get(urljoin(with_credentials.url + "srv-private/", item["url"]))
-        assert status == 200
-        assert hashlib.sha256(body).hexdigest() == wheel.sha256.hex
-        # Without credentials the registry refuses: one line, no secret.
-        status, _, body = _get(without.url + "srv-private/", PIP_ACCEPT)
-        assert status == 502
-        assert body.count(b"\n") == 1
-        assert str(htpasswd_registry.password).encode() not in body
+        with (
+            serving(make_app(factory)) as with_credentials,
+            serving(make_app(anonymous)) as without,
+        ):
+            page = json.loads(get(with_credentials.url + "srv-private/", PIP_ACCEPT)[2])
+            (item,) = page["files"]
+            status, _, body = get(urljoin(with_credentials.url + "srv-private/", item["url"]))
+            assert status == 200
+            assert hashlib.sha256(body).hexdigest() == wheel.sha256.hex
+            # Without credentials the registry refuses: one line, no secret.
+            status, _, body = get(without.url + "srv-private/", PIP_ACCEPT)
+            assert status == 502
+            assert body.count(b"\n") == 1
+            assert str(htpasswd_registry.password).encode() not in body
     finally:
-        for server in (with_credentials, without):
-            server.shutdown()
-            server.server_close()
         factory.close()
         anonymous.close()

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_harness import RunningRegistry
+from support.documents import EMPTY_DESCRIPTOR, EMPTY_JSON, descriptor_of
+from support.registry_harness import RunningRegistry
 
 from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -87,7 +86,7 @@ def _script(store: Store, work: Path, corrupt: Callable[[Digest], None]) -> dict
         config.descriptor, (layer.descriptor,), {"k": "v"}, artifact_type=LAYER
     )
     seen["manifest by digest"] = str(store.put_manifest(manifest.raw, OCI_MANIFEST, None))
-    index = Index.build((manifest.descriptor(platform=Platform("py3-none-any.whl", "any")),))
+    index = Index.build((descriptor_of(manifest, platform=Platform("py3-none-any.whl", "any")),))
     orphan = Index.build(
         (Descriptor(OCI_MANIFEST, Digest.of_bytes(b"never pushed"), 12),), {"o": "1"}
     )

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from helpers.wheels import make_wheel
-from registry_harness import RunningRegistry
+from support.registry_harness import RunningRegistry
+from support.wheels import make_wheel
 
 from setuptools_ghcr.core.dists import Distribution, ScannedDistribution, scan_distribution
 from setuptools_ghcr.core.oci import Digest
@@ -269,7 +269,7 @@ def test_a_file_changed_during_the_upload_is_not_committed(
 def test_a_cut_upload_starts_over_and_lands_whole(
     plain_registry: RunningRegistry, tmp_path: Path
 ) -> None:
-    from fault_proxy import Fault, FaultProxy
+    from support.fault_proxy import Fault, FaultProxy
 
     wheel = _wheel(tmp_path / "dist")
     with FaultProxy(plain_registry.host) as proxy:
@@ -288,7 +288,7 @@ def test_a_cut_upload_starts_over_and_lands_whole(
 def test_a_commit_whose_answer_is_lost_is_not_uploaded_again(
     plain_registry: RunningRegistry, tmp_path: Path
 ) -> None:
-    from fault_proxy import Fault, FaultProxy
+    from support.fault_proxy import Fault, FaultProxy
 
     wheel = _wheel(tmp_path / "dist")
     with FaultProxy(plain_registry.host) as proxy:

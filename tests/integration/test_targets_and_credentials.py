@@ -13,16 +13,15 @@ import secrets
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_wheel
-from hostile_registry import HostileRegistry
-from loopback_names import names_on_loopback
-from registry_harness import RunningRegistry
+from support.hostile_registry import HostileRegistry
+from support.loopback_names import names_on_loopback
+from support.registry_harness import RunningRegistry
+from support.stores import publish_files
+from support.wheels import make_wheel
 
 from setuptools_ghcr.cli import main
-from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.storage.factory import StoreFactory
-from setuptools_ghcr.usecases.publish import publish
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +94,7 @@ def _published_on(registry: HostileRegistry, tmp_path: Path) -> None:
     factory = StoreFactory(
         parse_target(f"{registry.host}/ns"), username=user, password=password, environ={}
     )
-    publish(factory.open, [read_distribution(make_wheel(folder, "demo-pkg", "1.0"))])
+    publish_files(factory, make_wheel(folder, "demo-pkg", "1.0"))
     factory.close()
 
 

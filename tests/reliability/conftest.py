@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_proxy import FaultProxy
-from hostile_registry import HostileRegistry, OtherHost
-from registry_harness import RegistryStartError, RunningRegistry, start_registry
-from reliability_support import Cli
+from support.cli import Cli
+from support.fault_proxy import FaultProxy
+from support.hostile_registry import HostileRegistry, OtherHost
+from support.registry_harness import RegistryStartError, RunningRegistry, start_registry
 
 
 @pytest.fixture

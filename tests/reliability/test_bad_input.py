@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, write_zip
-from loopback_names import ENV as LOOPBACK_NAMES
-from registry_harness import SECRET_MARKER, RunningRegistry, free_port
-from reliability_support import Cli, ClientStores, assert_refused, fast_client
-
-from setuptools_ghcr.core.dists import read_distribution
-from setuptools_ghcr.usecases.publish import PushOptions, publish
+from support.cli import Cli, assert_refused
+from support.loopback_names import ENV as LOOPBACK_NAMES
+from support.registry_harness import SECRET_MARKER, RunningRegistry, free_port
+from support.stores import ClientStores, fast_client, publish_files
+from support.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, write_zip
 
 pytestmark = pytest.mark.integration
 
@@ -344,7 +342,7 @@ def published(plain_registry: RunningRegistry, tmp_path_factory: pytest.TempPath
     namespace = f"badin{os.getpid()}"
     folder = tmp_path_factory.mktemp("published")
     stores = ClientStores(f"{plain_registry.host}/{namespace}", fast_client(plain_registry.host))
-    publish(stores.open, [read_distribution(make_wheel(folder, "demo-pkg", "1.0"))], PushOptions())
+    publish_files(stores, make_wheel(folder, "demo-pkg", "1.0"))
     stores.client.close()
     return namespace
 

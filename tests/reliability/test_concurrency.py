@@ -14,25 +14,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from fault_proxy import Fault, FaultProxy
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
-from reliability_support import (
-    Cli,
-    ClientStores,
-    fast_client,
-    filenames,
-    missing_content,
-    no_partial_files,
-)
+from support.cli import Cli
+from support.fault_proxy import Fault, FaultProxy
+from support.folders import no_partial_files
+from support.http import get
+from support.registry_harness import RunningRegistry
+from support.stores import ClientStores, fast_client, filenames, missing_content, publish_files
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import Distribution, read_distribution
 from setuptools_ghcr.usecases.publish import PushOptions, publish
@@ -124,7 +118,7 @@ def test_concurrent_downloads_into_one_folder_through_one_cache(
     )
     namespace = f"shared{os.getpid()}"
     stores = ClientStores(f"{plain_registry.host}/{namespace}", fast_client(plain_registry.host))
-    publish(stores.open, [read_distribution(wheel)], PushOptions())
+    publish_files(stores, wheel)
     stores.client.close()
     out = cli.cwd / "out"
     with FaultProxy(plain_registry.host) as proxy:
@@ -182,18 +176,8 @@ class Expected:
     file_urls: dict[str, str] = field(default_factory=dict)
 
 
-def _fetch(url: str, accept: str = "*/*", method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            return response.status, headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, {}, error.read()
-
-
 def _check_page(expected: Expected) -> None:
-    status, headers, body = _fetch(expected.base + "soak-pkg/", JSON_TYPE)
+    status, headers, body = get(expected.base + "soak-pkg/", JSON_TYPE)
     assert status == 200 and headers["content-type"] == JSON_TYPE, (status, body[:200])
     page = json.loads(body)
     assert page["versions"] == expected.versions
@@ -205,7 +189,7 @@ def _check_page(expected: Expected) -> None:
 
 
 def _check_html(expected: Expected) -> None:
-    status, _, body = _fetch(expected.base + "soak-pkg/", "text/html")
+    status, _, body = get(expected.base + "soak-pkg/", "text/html")
     assert status == 200
     text = body.decode()
     for name, dist in expected.dists.items():
@@ -214,7 +198,7 @@ def _check_html(expected: Expected) -> None:
 
 def _check_file(expected: Expected) -> None:
     name = random.choice(sorted(expected.dists))
-    status, headers, body = _fetch(expected.file_urls[name])
+    status, headers, body = get(expected.file_urls[name])
     dist = expected.dists[name]
     assert status == 200
     assert int(headers["content-length"]) == len(body) == dist.size
@@ -223,20 +207,20 @@ def _check_file(expected: Expected) -> None:
 
 def _check_metadata(expected: Expected) -> None:
     name = random.choice(sorted(expected.dists))
-    status, _, body = _fetch(expected.file_urls[name] + ".metadata")
+    status, _, body = get(expected.file_urls[name] + ".metadata")
     assert status == 200
     assert body == expected.dists[name].metadata
 
 
 def _check_head(expected: Expected) -> None:
     name = random.choice(sorted(expected.dists))
-    status, headers, body = _fetch(expected.file_urls[name], method="HEAD")
+    status, headers, body = get(expected.file_urls[name], method="HEAD")
     assert status == 200 and body == b""
     assert int(headers["content-length"]) == expected.dists[name].size
 
 
 def _check_unknown(expected: Expected) -> None:
-    status, _, _ = _fetch(expected.base + "no-such-project-here/", JSON_TYPE)
+    status, _, _ = get(expected.base + "no-such-project-here/", JSON_TYPE)
     assert status == 404
 
 
@@ -288,7 +272,7 @@ def test_serve_answers_sixteen_clients_correctly_for_the_whole_soak(
     try:
         base = _wait_for_url(log, process)
         expected = Expected(base, dists, ["1.0", "1.1"])
-        status, _, body = _fetch(base + "soak-pkg/", JSON_TYPE)
+        status, _, body = get(base + "soak-pkg/", JSON_TYPE)
         assert status == 200, body
         for item in json.loads(body)["files"]:
             expected.file_urls[item["filename"]] = urljoin(base + "soak-pkg/", item["url"])

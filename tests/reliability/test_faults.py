@@ -10,34 +10,25 @@ content, and a push that failed must finish when run again.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import pytest
-from fault_proxy import Fault, FaultProxy, Outage
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
-from reliability_support import (
-    Cli,
-    ClientStores,
-    assert_refused,
-    fast_client,
-    filenames,
-    missing_content,
-    no_partial_files,
-)
+from support.cli import Cli, assert_refused
+from support.fault_proxy import Fault, FaultProxy, Outage
+from support.folders import no_partial_files
+from support.http import get, serving
+from support.registry_harness import RunningRegistry
+from support.stores import ClientStores, fast_client, filenames, missing_content, publish_files
+from support.wheels import make_sdist, make_wheel, sha256_of
 
-from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.serve.app import IndexApp
-from setuptools_ghcr.serve.server import IndexServer, make_server
+from setuptools_ghcr.serve.server import IndexServer
 from setuptools_ghcr.storage.cache import BlobCache
-from setuptools_ghcr.usecases.publish import PushOptions, publish
 from setuptools_ghcr.usecases.resolve import ResolveOptions, download
 
 pytestmark = pytest.mark.integration
@@ -77,10 +68,6 @@ def _direct(registry: RunningRegistry, namespace: str) -> ClientStores:
     return ClientStores(f"{registry.host}/{namespace}", client)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # --------------------------------------------------------------------------- push
 
 
@@ -101,7 +88,7 @@ def test_push_gets_through_resets_503_and_429(
     stores = _stores(registry, proxy, namespace)
 
     started = time.monotonic()
-    results = publish(stores.open, [read_distribution(p) for p in paths], PushOptions(workers=2))
+    results = publish_files(stores, *paths, workers=2)
     elapsed = time.monotonic() - started
 
     assert [r.status for r in results] == ["uploaded", "uploaded"]
@@ -123,7 +110,7 @@ def test_push_whose_answer_stalls_checks_before_uploading_again(
     proxy.add(stall)
     stores = _stores(plain_registry, proxy, namespace)
 
-    (result,) = publish(stores.open, [read_distribution(wheel)], PushOptions())
+    (result,) = publish_files(stores, wheel)
 
     assert result.status == "uploaded"
     assert stall.fired == 1
@@ -150,7 +137,7 @@ def test_registry_killed_mid_push_and_restarted(
         # A registry just restarted may take a moment for its first answer.
         client = fast_client(proxy.host, timeout=10, retries=10)
         stores = ClientStores(f"{proxy.host}/{namespace}", client)
-        results = publish(stores.open, [read_distribution(p) for p in paths], PushOptions())
+        results = publish_files(stores, *paths)
     outage.restore()
 
     assert outage.started_at is not None, "the registry was never killed"
@@ -221,7 +208,7 @@ def published(plain_registry: RunningRegistry, tmp_path: Path) -> Iterator[tuple
     namespace = _namespace(tmp_path)
     wheel = _big_wheel(tmp_path / "dist", "flaky-pull")
     stores = _direct(plain_registry, namespace)
-    publish(stores.open, [read_distribution(wheel)], PushOptions())
+    publish_files(stores, wheel)
     yield namespace, wheel
     stores.client.close()
 
@@ -247,7 +234,7 @@ def test_download_gets_through_resets_stalls_503_and_429(
     (done,) = download(stores, ["flaky-pull"], out, cache=cache, options=ResolveOptions(deps=False))
 
     assert done.path == out / wheel.name
-    assert _sha256(done.path) == _sha256(wheel)
+    assert sha256_of(done.path) == sha256_of(wheel)
     ranges = [r.headers.get("range") for r in proxy.requests if BLOB in r.target]
     assert any(ranges), f"no download resumed with Range: {ranges}"
     assert sorted(p.name for p in out.iterdir()) == [wheel.name]
@@ -318,35 +305,13 @@ def served(
     proxy: FaultProxy, plain_registry: RunningRegistry, published: tuple[str, Path]
 ) -> Iterator[IndexServer]:
     namespace, _wheel = published
-    app = IndexApp(_stores(plain_registry, proxy, namespace), cache_ttl=0)
-    server = make_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    app.close()
-
-
-def _get(url: str, accept: str = "*/*") -> tuple[int, dict[str, str], bytes]:
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.netloc, timeout=30)
-    try:
-        connection.request("GET", parts.path, headers={"Accept": accept})
-        response = connection.getresponse()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-        try:
-            body = response.read()
-        except http.client.IncompleteRead as error:
-            body = error.partial
-        return response.status, headers, body
-    finally:
-        connection.close()
+    with serving(IndexApp(_stores(plain_registry, proxy, namespace), cache_ttl=0)) as server:
+        yield server
 
 
 def _file_url(server: IndexServer) -> tuple[str, str]:
     page_url = server.url + "flaky-pull/"
-    status, _, body = _get(page_url, "application/vnd.pypi.simple.v1+json")
+    status, _, body = get(page_url, "application/vnd.pypi.simple.v1+json")
     assert status == 200, body
     (item,) = json.loads(body)["files"]
     return urljoin(page_url, item["url"]), item["hashes"]["sha256"]
@@ -363,11 +328,11 @@ def test_serve_gets_through_faults(
         Fault("stall", "GET", BLOB, after=1 << 20, seconds=TIMEOUT * 3),
     )
 
-    status, headers, body = _get(url)
+    status, headers, body = get(url)
 
     assert status == 200
     assert int(headers["content-length"]) == len(body) == wheel.stat().st_size
-    assert hashlib.sha256(body).hexdigest() == sha256 == _sha256(wheel)
+    assert hashlib.sha256(body).hexdigest() == sha256 == sha256_of(wheel)
 
 
 def test_serve_never_hands_out_a_whole_wrong_file_when_faults_persist(
@@ -378,7 +343,7 @@ def test_serve_never_hands_out_a_whole_wrong_file_when_faults_persist(
     # Broken before the first chunk: an error status, not a 200.
     broken = Fault("reset_response", "GET", BLOB, after=256 << 10, times=None)
     proxy.add(broken)
-    status, _headers, body = _get(url)
+    status, _headers, body = get(url)
     assert status == 502, body
     assert broken.fired >= 2
 
@@ -390,6 +355,6 @@ def test_serve_never_hands_out_a_whole_wrong_file_when_faults_persist(
         Fault("stall", "GET", BLOB, after=3 << 20, seconds=TIMEOUT * 3),
         Fault("reset_response", "GET", BLOB, after=256 << 10, times=None),
     )
-    status, headers, body = _get(url)
+    status, headers, body = get(url)
     assert status == 200
     assert 0 < len(body) < int(headers["content-length"]) == wheel.stat().st_size

@@ -14,9 +14,6 @@ import hashlib
 import io
 import json
 import re
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -25,8 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
-from hostile_registry import (
+from support.cli import Cli, Result, assert_refused
+from support.folders import no_partial_files, tree
+from support.hostile_registry import (
     HostileRegistry,
     OtherHost,
     PublishedVersion,
@@ -35,8 +33,9 @@ from hostile_registry import (
     respond,
     stream_forever,
 )
-from registry_harness import SECRET_MARKER
-from reliability_support import Cli, Result, assert_refused, no_partial_files, tree
+from support.http import get, serving
+from support.registry_harness import SECRET_MARKER
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import Distribution
 from setuptools_ghcr.core.oci import OCI_INDEX, OCI_MANIFEST
@@ -44,7 +43,6 @@ from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.core.wire_format import FILENAME, OCI_TITLE
 from setuptools_ghcr.errors import DigestMismatchError
 from setuptools_ghcr.serve.app import make_app
-from setuptools_ghcr.serve.server import make_server
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.registry.client import RegistryClient
 from setuptools_ghcr.storage.store import BytesBlob, Store
@@ -647,34 +645,20 @@ def test_serve_lists_only_files_with_safe_names(hostile: HostileRegistry, tmp_pa
 
     publish_version(hostile, REPOSITORY, [*wheels, pyoci, sdist], entry=entry)
     factory = StoreFactory(parse_target(f"{hostile.host}/{NAMESPACE}"), environ={})
-    app = make_app(factory, cache_ttl=0)
-    server = make_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        page = json.loads(_get(server.url + "evil/", "application/vnd.pypi.simple.v1+json")[1])
-        html = _get(server.url + "evil/", "text/html")[1].decode()
-        base = server.url.removesuffix("simple/") + "files/evil/1.0/"
-        probes = [
-            _get(base + quote("../../../etc/evil.whl", safe=""))[0],
-            _get(base + "..%2F..%2Fx.whl")[0],
-            _get(base + "evil%00.whl")[0],
-        ]
+        with serving(make_app(factory, cache_ttl=0)) as server:
+            page = json.loads(get(server.url + "evil/", "application/vnd.pypi.simple.v1+json")[2])
+            html = get(server.url + "evil/", "text/html")[2].decode()
+            base = server.url.removesuffix("simple/") + "files/evil/1.0/"
+            probes = [
+                get(base + quote("../../../etc/evil.whl", safe=""))[0],
+                get(base + "..%2F..%2Fx.whl")[0],
+                get(base + "evil%00.whl")[0],
+            ]
     finally:
-        server.shutdown()
-        server.server_close()
-        app.close()
         factory.close()
 
     assert [item["filename"] for item in page["files"]] == [sdist.name]
     assert re.findall(r">([^<>]+)</a>", html) == [sdist.name]
     assert "\x00" not in html and "etc/evil" not in html and "x.whl" not in html
     assert probes == [404, 404, 404]
-
-
-def _get(url: str, accept: str = "*/*") -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()

@@ -20,10 +20,10 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
-from hostile_registry import HostileRegistry, OtherHost, publish_version, redirect
-from registry_harness import SECRET_MARKER, RunningRegistry
-from reliability_support import Cli, Result
+from support.cli import Cli, Result
+from support.hostile_registry import HostileRegistry, OtherHost, publish_version, redirect
+from support.registry_harness import SECRET_MARKER, RunningRegistry
+from support.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
 from hypothesis import given
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import Distribution, read_distribution
 from setuptools_ghcr.core.oci import (

@@ -7,9 +7,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, write_zip
 from packaging.tags import Tag
 from packaging.version import Version
+from support.wheels import core_metadata, make_sdist, make_wheel, write_tar_gz, write_zip
 
 from setuptools_ghcr.core.dists import (
     MAX_METADATA_SIZE,

@@ -11,19 +11,17 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
 from packaging.version import Version
+from support.documents import EMPTY_DESCRIPTOR, publish_like_pyoci
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import Distribution, read_distribution
 from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
-    EMPTY_JSON,
     MAX_MANIFEST_SIZE,
     Descriptor,
     Digest,
     Index,
     Manifest,
-    Platform,
     media_type_of,
     verified_chunks,
 )
@@ -31,9 +29,7 @@ from setuptools_ghcr.core.wire_format import (
     ARTIFACT_TYPE,
     LAYER_MEDIA_TYPE,
     OCI_TITLE,
-    PYOCI_SHA256,
     build_index,
-    file_layer,
     file_manifest,
     index_entry,
     version_to_tag,
@@ -137,24 +133,6 @@ class FakeStore:
         for version, entries in by_version.items():
             index = build_index(entries, version=version)
             self.put_manifest(index.raw, index.media_type, version_to_tag(version))
-
-    def publish_pyoci(self, dist: Distribution) -> None:
-        """As PyOCI writes a file: empty config, no file name, size or metadata annotations."""
-        self.blobs[dist.sha256] = dist.path.read_bytes()
-        self.blobs[EMPTY_DESCRIPTOR.digest] = EMPTY_JSON
-        manifest = Manifest.build(
-            config=EMPTY_DESCRIPTOR,
-            layers=(file_layer(dist),),
-            artifact_type=ARTIFACT_TYPE,
-        )
-        self.put_manifest(manifest.raw, manifest.media_type)
-        arch = ".tar.gz" if dist.kind == "sdist" else dist.filename.split("-", 2)[2]
-        entry = manifest.descriptor(
-            annotations={PYOCI_SHA256: dist.sha256.hex},
-            platform=Platform(arch, "any"),
-        )
-        index = Index.build((entry,), artifact_type=ARTIFACT_TYPE)
-        self.put_manifest(index.raw, index.media_type, version_to_tag(dist.version))
 
 
 class FakeStores:
@@ -432,7 +410,7 @@ def test_pyoci_files_get_size_from_their_manifest_and_no_metadata(
     app: IndexApp, stores: FakeStores, tmp_path: Path
 ) -> None:
     wheel = read_distribution(make_wheel(tmp_path, "old-pkg", "0.1"))
-    stores.open("old-pkg").publish_pyoci(wheel)
+    publish_like_pyoci(stores.open("old-pkg"), wheel)
     (item,) = call(app, "/simple/old-pkg/", accept=PIP_ACCEPT).json()["files"]
     assert item["filename"] == wheel.filename
     assert item["size"] == wheel.size

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
+from support.documents import METADATA, PACKAGE, descriptor_of, push_artifact
 
 from setuptools_ghcr.core.oci import (
     MAX_MANIFEST_SIZE,
@@ -38,9 +39,6 @@ from setuptools_ghcr.errors import (
 from setuptools_ghcr.storage.layout import REF_NAME, LayoutStore
 from setuptools_ghcr.storage.store import BytesBlob, FileBlob
 
-PACKAGE = "application/pyoci.package.v1"
-METADATA = "application/vnd.setuptools-ghcr.core-metadata.v1"
-TITLE = "org.opencontainers.image.title"
 MiB = 1 << 20
 
 
@@ -53,21 +51,6 @@ def _random_file(path: Path, size: int, seed: int = 0) -> FileBlob:
     with path.open("rb") as stream:
         digest = hash_file(stream)
     return FileBlob(path, Descriptor(PACKAGE, digest, size))
-
-
-def _artifact(store: LayoutStore, filename: str, payload: bytes) -> Manifest:
-    """Push one file the way publish would: config and layer first, then the manifest."""
-    config = BytesBlob(b"Metadata-Version: 2.1\nName: demo\n", METADATA)
-    layer = BytesBlob(payload, PACKAGE)
-    store.push_blob(config)
-    store.push_blob(layer)
-    manifest = Manifest.build(
-        config.descriptor,
-        (Descriptor(PACKAGE, layer.descriptor.digest, len(payload), {TITLE: filename}),),
-        artifact_type=PACKAGE,
-    )
-    store.put_manifest(manifest.raw, OCI_MANIFEST)
-    return manifest
 
 
 def _version_index(manifests: list[Manifest], note: str = "") -> Index:
@@ -208,8 +191,8 @@ def test_push_blob_keeps_a_blob_already_there(tmp_path: Path) -> None:
 
 def test_manifest_and_index_round_trip(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    wheel = _artifact(store, "demo-1.0.0-py3-none-any.whl", b"wheel")
-    sdist = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    wheel = push_artifact(store, "demo-1.0.0-py3-none-any.whl", b"wheel")
+    sdist = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     index = _version_index([wheel, sdist])
     assert store.put_manifest(index.raw, OCI_INDEX, "1.0.0") == index.digest
 
@@ -234,7 +217,7 @@ def test_manifest_and_index_round_trip(tmp_path: Path) -> None:
 
 def test_get_manifest_by_digest_of_a_plain_blob_is_none(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"not json at all")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"not json at all")
     assert store.get_manifest(str(manifest.layers[0].digest)) is None
 
 
@@ -255,7 +238,7 @@ def test_put_manifest_requires_its_blobs_first(tmp_path: Path) -> None:
 
 def test_put_manifest_checks_media_type_and_size(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     with pytest.raises(MalformedDocumentError, match="declares mediaType"):
         store.put_manifest(manifest.raw, OCI_INDEX, "1.0.0")
     with pytest.raises(MalformedDocumentError, match="unsupported manifest media type"):
@@ -267,7 +250,7 @@ def test_put_manifest_checks_media_type_and_size(tmp_path: Path) -> None:
 
 def test_a_tag_is_replaced_in_place(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    wheel = _artifact(store, "demo-1.0.0-py3-none-any.whl", b"wheel")
+    wheel = push_artifact(store, "demo-1.0.0-py3-none-any.whl", b"wheel")
     first, second = _version_index([wheel], "first"), _version_index([wheel], "second")
     store.put_manifest(first.raw, OCI_INDEX, "1.0.0")
     store.put_manifest(first.raw, OCI_INDEX, "latest")
@@ -289,7 +272,7 @@ def test_a_tag_is_replaced_in_place(tmp_path: Path) -> None:
 
 def test_untagged_manifest_is_reachable_by_digest_only(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     assert _entries(store) == []
     assert store.list_tags() == []
     found = store.get_manifest(str(manifest.digest))
@@ -299,7 +282,7 @@ def test_untagged_manifest_is_reachable_by_digest_only(tmp_path: Path) -> None:
 
 def test_put_manifest_by_digest_reference(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     index = _version_index([manifest])
     assert store.put_manifest(index.raw, OCI_INDEX, str(index.digest)) == index.digest
     assert store.list_tags() == []
@@ -309,7 +292,7 @@ def test_put_manifest_by_digest_reference(tmp_path: Path) -> None:
 
 def test_foreign_index_entries_are_kept_and_not_listed(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     foreign = [
         {"mediaType": OCI_MANIFEST, "digest": str(manifest.digest), "size": len(manifest.raw)},
         {
@@ -333,7 +316,7 @@ def test_foreign_index_entries_are_kept_and_not_listed(tmp_path: Path) -> None:
     index = _version_index([manifest])
     store.put_manifest(index.raw, OCI_INDEX, "1.0.0")
     after = _index_json(store)
-    tagged = {**index.descriptor().to_json(), "annotations": {REF_NAME: "1.0.0"}}
+    tagged = {**descriptor_of(index).to_json(), "annotations": {REF_NAME: "1.0.0"}}
     assert after["manifests"] == [*foreign, tagged]
     assert after["annotations"] == {"made-by": "x"}
     assert store.list_tags() == ["1.0.0", "zeta"]
@@ -385,7 +368,7 @@ def test_failed_download_leaves_an_existing_destination_alone(tmp_path: Path) ->
 
 def test_corrupted_manifests_are_refused(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     index = _version_index([manifest])
     store.put_manifest(index.raw, OCI_INDEX, "1.0.0")
     _corrupt(_blob_path(store, index.digest), index.raw.replace(b"py3", b"py4"))
@@ -404,7 +387,7 @@ def test_corrupted_manifests_are_refused(tmp_path: Path) -> None:
 )
 def test_invalid_references_are_refused(tmp_path: Path, reference: str) -> None:
     store = _store(tmp_path / "root")
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     with pytest.raises(InvalidReferenceError):
         store.get_manifest(reference)
     with pytest.raises(InvalidReferenceError):
@@ -525,7 +508,7 @@ def test_mount_blob_refuses_a_damaged_sibling_blob(
 
 def test_concurrent_tags_from_threads_all_land(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -563,7 +546,7 @@ TAGS_PER_PROCESS = 10
 
 def test_concurrent_tags_from_processes_all_land(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(4)
     processes = [
@@ -581,7 +564,7 @@ def test_concurrent_tags_from_processes_all_land(tmp_path: Path) -> None:
 
 def test_lock_is_reentrant_and_excludes_other_writers(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     other = _store(tmp_path)
     done = threading.Event()
 
@@ -611,7 +594,7 @@ def test_what_the_layout_stores_is_flushed_to_disk_and_a_download_is_not(
     store.push_blob(blob)
     assert fsyncs == ["file", "folder"]
     fsyncs.clear()
-    manifest = _artifact(store, "demo-1.0.0.tar.gz", b"sdist")
+    manifest = push_artifact(store, "demo-1.0.0.tar.gz", b"sdist")
     store.put_manifest(_version_index([manifest], "1.0").raw, OCI_INDEX, "1.0")
     assert fsyncs[-2:] == ["file", "folder"]  # index.json
     fsyncs.clear()

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.documents import EMPTY_DESCRIPTOR, OCI_EMPTY, descriptor_of
 
 from setuptools_ghcr.core.oci import (
-    EMPTY_DESCRIPTOR,
     MAX_MANIFEST_SIZE,
-    OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -330,21 +329,21 @@ def test_manifest_from_bytes_keeps_foreign_bytes_exactly() -> None:
     assert manifest.digest != Digest.of_bytes(canonical_json(value))
     assert manifest.config == EMPTY_DESCRIPTOR
     assert manifest.layers == (_layer(),)
-    descriptor = manifest.descriptor(annotations={"a": "b"})
+    descriptor = descriptor_of(manifest, annotations={"a": "b"})
     assert (descriptor.digest, descriptor.size) == (manifest.digest, len(raw))
 
 
 def test_index_round_trip_and_descriptor() -> None:
     manifest = Manifest.build(EMPTY_DESCRIPTOR, (_layer(),), artifact_type="t")
-    entry = manifest.descriptor(platform=Platform("py3-none-any.whl", "any"))
+    entry = descriptor_of(manifest, platform=Platform("py3-none-any.whl", "any"))
     index = Index.build((entry,), {"org.opencontainers.image.version": "1.0"}, "t")
     parsed = Index.from_bytes(index.raw)
     assert parsed == index
     assert parsed.raw == index.raw
     assert parsed.manifests[0].artifact_type == "t"
     assert parsed.manifests[0].platform == Platform("py3-none-any.whl", "any")
-    assert index.descriptor().media_type == OCI_INDEX
-    assert index.descriptor().digest == Digest.of_bytes(index.raw)
+    assert descriptor_of(index).media_type == OCI_INDEX
+    assert descriptor_of(index).digest == Digest.of_bytes(index.raw)
 
 
 def test_build_is_deterministic_whatever_the_annotation_order() -> None:

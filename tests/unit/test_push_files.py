@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.config import Settings
 from setuptools_ghcr.core.targets import parse_target

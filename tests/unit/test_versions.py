@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_wheel
 from packaging.version import Version
+from support.wheels import make_wheel
 
 from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.core.oci import Descriptor, Digest, Manifest

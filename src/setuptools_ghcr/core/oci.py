@@ -24,11 +24,8 @@ from setuptools_ghcr.errors import (
 __all__ = [
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
-    "EMPTY_DESCRIPTOR",
-    "EMPTY_JSON",
     "MANIFEST_ACCEPT",
     "MAX_MANIFEST_SIZE",
-    "OCI_EMPTY",
     "OCI_INDEX",
     "OCI_MANIFEST",
     "Descriptor",
@@ -47,7 +44,6 @@ __all__ = [
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
@@ -56,8 +52,6 @@ MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFES
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 #: Deepest JSON nesting accepted in a manifest; real ones are 4 levels deep.
 MAX_JSON_DEPTH = 32
-
-EMPTY_JSON = b"{}"
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
@@ -312,9 +306,6 @@ class Descriptor:
         )
 
 
-EMPTY_DESCRIPTOR = Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_JSON), len(EMPTY_JSON))
-
-
 @dataclass(frozen=True)
 class Manifest:
     """An image manifest and the exact bytes it is stored as."""
@@ -329,12 +320,6 @@ class Manifest:
     @property
     def digest(self) -> Digest:
         return Digest.of_bytes(self.raw)
-
-    def descriptor(self, **extra: Any) -> Descriptor:
-        """A descriptor of this manifest (``annotations``/``platform`` may be given)."""
-        return Descriptor(
-            self.media_type, self.digest, len(self.raw), artifact_type=self.artifact_type, **extra
-        )
 
     @classmethod
     def build(
@@ -388,11 +373,6 @@ class Index:
     @property
     def digest(self) -> Digest:
         return Digest.of_bytes(self.raw)
-
-    def descriptor(self, **extra: Any) -> Descriptor:
-        return Descriptor(
-            self.media_type, self.digest, len(self.raw), artifact_type=self.artifact_type, **extra
-        )
 
     @classmethod
     def build(

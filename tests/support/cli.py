@@ -1,5 +1,5 @@
-"""What the reliability tests share: running the command line, checking its one error line,
-the filesystem and what a registry holds, and clients with short timeouts and backoff.
+"""Running the command line as a user would, in a process of its own, and checking its one
+error line.
 
 ``SETUPTOOLS_GHCR_TIMEOUT`` and ``SETUPTOOLS_GHCR_RETRIES`` shorten the command line's own
 patience where a test waits for a fault to outlast it.
@@ -9,34 +9,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from setuptools_ghcr.core.oci import Manifest
-from setuptools_ghcr.core.targets import RegistryTarget, parse_target
-from setuptools_ghcr.core.wire_format import file_entries, layer_of, tag_to_version
-from setuptools_ghcr.storage.registry.client import RegistryClient
-from setuptools_ghcr.storage.registry.credentials import Credentials
-from setuptools_ghcr.storage.registry.repository import RegistryStore
-from setuptools_ghcr.storage.registry.retry import RetryPolicy
-from setuptools_ghcr.storage.store import Store
-from setuptools_ghcr.usecases.versions import read_index
-
 __all__ = [
     "Cli",
-    "ClientStores",
     "Result",
     "assert_refused",
-    "fast_client",
-    "filenames",
-    "missing_content",
-    "no_partial_files",
-    "tree",
+    "copy_example",
+    "run_process",
+    "user_environment",
 ]
 
 #: Variables of the caller's environment that must not steer the command under test.
@@ -145,6 +133,7 @@ _FORKS.set_forkserver_preload(
     [
         "setuptools_ghcr.cli",
         "setuptools_ghcr.commands.push",
+        "setuptools_ghcr.usecases.push",
         "setuptools_ghcr.usecases.resolve",
         "setuptools_ghcr.serve.app",
         "setuptools_ghcr.serve.server",
@@ -165,9 +154,8 @@ def _run_main(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str
         os.close(target)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    from loopback_names import install_from_environment
-
     from setuptools_ghcr.cli import main
+    from support.loopback_names import install_from_environment
 
     install_from_environment()
 
@@ -201,89 +189,34 @@ def assert_refused(result: Result, *fragments: str) -> str:
     return line
 
 
-def tree(root: Path, *, skip: Iterable[Path] = ()) -> dict[str, tuple[int, int]]:
-    """Every file (path -> size, mtime) and folder (path -> 0, 0) under ``root``, leaving out
-    ``skip`` and what is in it. Two snapshots differ when anything was written there."""
-    skipped = {path.resolve() for path in skip}
-    found: dict[str, tuple[int, int]] = {}
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [name for name in dirs if (Path(folder) / name).resolve() not in skipped]
-        for name in dirs:
-            found[str((Path(folder) / name).relative_to(root))] = (0, 0)
-        for name in files:
-            path = Path(folder) / name
-            stat = path.lstat()
-            found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
-    return found
+#: The example project of the repository: a setuptools project using this tool.
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_project"
 
 
-def no_partial_files(*folders: Path) -> list[Path]:
-    """Leftovers of interrupted writes (temporary ``.part`` or hidden files) in ``folders``."""
-    return [
-        path
-        for folder in folders
-        if folder.exists()
-        for path in folder.rglob("*")
-        if path.name.endswith(".part") or path.name.startswith(".")
-    ]
+def copy_example(folder: Path) -> Path:
+    """A copy of the example project in ``folder/example``, without build outputs."""
+    target = folder / "example"
+    shutil.copytree(
+        EXAMPLE, target, ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "dist-oci")
+    )
+    return target
 
 
-def fast_client(
-    host: str,
-    credentials: Credentials | None = None,
-    *,
-    timeout: float = 2.0,
-    retries: int = 4,
-) -> RegistryClient:
-    """A client of a loopback registry that gives up and backs off quickly."""
-    policy = RetryPolicy(retries=retries, base_delay=0.05, max_delay=0.4, max_retry_after=10)
-    return RegistryClient(host, "http", credentials, timeout=timeout, retry_policy=policy)
+def user_environment(**extra: str) -> dict[str, str]:
+    """This environment without the tool's variables (nor pip's build trackers), and ``extra``."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SETUPTOOLS_GHCR_", "PIP_BUILD_TRACKER", "PIP_REQ_TRACKER"))
+    }
+    environ.update(extra)
+    return environ
 
 
-class ClientStores:
-    """The stores of a registry target over a given client (a ``StoreOpener``)."""
-
-    def __init__(self, target: str, client: RegistryClient) -> None:
-        parsed = parse_target(target)
-        assert isinstance(parsed, RegistryTarget)
-        self.target: RegistryTarget = parsed
-        self.client = client
-
-    def open(self, project: str) -> Store:
-        return RegistryStore(self.client, self.target.repository(project))
-
-
-def missing_content(store: Store, project: str) -> list[str]:
-    """Everything a published index names that the store does not hold (empty when whole).
-
-    Every tag that is a version is checked: its index, each file's manifest, and the
-    manifest's config and layer blobs.
-    """
-    problems: list[str] = []
-    for tag in store.list_tags():
-        version = tag_to_version(tag)
-        if version is None:
-            continue
-        index = read_index(store, tag)
-        if index is None:
-            problems.append(f"{tag}: listed but absent")
-            continue
-        for entry in file_entries(index, project, version):
-            found = store.get_manifest(str(entry.manifest.digest))
-            if found is None:
-                problems.append(f"{tag}: manifest of {entry.filename} is missing")
-                continue
-            manifest = Manifest.from_bytes(found.raw)
-            layer = layer_of(manifest, entry)
-            for blob in (manifest.config, layer):
-                if not store.blob_exists(blob.digest):
-                    problems.append(f"{tag}: blob {blob.digest.short} of {entry.filename}")
-    return problems
-
-
-def filenames(store: Store, project: str, tag: str) -> list[str]:
-    """The file names one version's index lists."""
-    version = tag_to_version(tag)
-    assert version is not None
-    index = read_index(store, tag)
-    return sorted(e.filename for e in file_entries(index, project, version)) if index else []
+def run_process(
+    cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` to its end, its output captured as text."""
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )

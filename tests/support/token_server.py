@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from support.loopback import Loopback
 
 __all__ = ["TokenRequest", "TokenServer"]
 
@@ -81,13 +83,11 @@ class TokenServer:
         self._certificate = _self_signed(self._key)
         self._lock = threading.Lock()
         self._requests: list[TokenRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._loopback = Loopback(self._handler_class(), "token-server", start=False)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._loopback.port
 
     @property
     def realm(self) -> str:
@@ -99,16 +99,10 @@ class TokenServer:
         return path
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="token-server", daemon=True
-        )
-        self._thread.start()
+        self._loopback.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loopback.stop()
 
     @property
     def requests(self) -> list[TokenRequest]:

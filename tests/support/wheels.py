@@ -26,6 +26,7 @@ __all__ = [
     "dist_stem",
     "make_sdist",
     "make_wheel",
+    "sha256_of",
     "write_tar_gz",
     "write_zip",
 ]
@@ -109,6 +110,28 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
+def _metadata(
+    given: Content | None,
+    name: str,
+    version: str,
+    requires_python: str | None,
+    requires_dist: Iterable[str],
+    summary: str | None,
+    license_expression: str | None,
+) -> bytes:
+    """``given`` as it is, else core metadata made from the fields."""
+    if given is not None:
+        return _bytes(given)
+    return core_metadata(
+        name,
+        version,
+        requires_python=requires_python,
+        requires_dist=requires_dist,
+        summary=summary,
+        license_expression=license_expression,
+    )
+
+
 def make_wheel(
     directory: Path,
     name: str,
@@ -134,17 +157,8 @@ def make_wheel(
     stem = dist_stem(name)
     dist_info = f"{stem}-{version}.dist-info"
     module = f"{stem}/__init__.py"
-    metadata_bytes = (
-        _bytes(metadata)
-        if metadata is not None
-        else core_metadata(
-            name,
-            version,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            summary=summary,
-            license_expression=license_expression,
-        )
+    metadata_bytes = _metadata(
+        metadata, name, version, requires_python, requires_dist, summary, license_expression
     )
     wheel_lines = [
         "Wheel-Version: 1.0",
@@ -191,17 +205,8 @@ def make_sdist(
     """
     stem = dist_stem(name)
     top = f"{stem}-{version}"
-    metadata_bytes = (
-        _bytes(metadata)
-        if metadata is not None
-        else core_metadata(
-            name,
-            version,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            summary=summary,
-            license_expression=license_expression,
-        )
+    metadata_bytes = _metadata(
+        metadata, name, version, requires_python, requires_dist, summary, license_expression
     )
     pyproject = (
         "[build-system]\n"
@@ -223,3 +228,8 @@ def make_sdist(
     )
     path = Path(directory) / (filename or f"{top}.tar.gz")
     return write_tar_gz(path, members)
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

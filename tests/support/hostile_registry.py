@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from setuptools_ghcr.core.wire_format import (
     index_entry,
     version_to_tag,
 )
+from support.loopback import Loopback
 
 __all__ = [
     "CREATED",
@@ -80,16 +81,11 @@ class _Recording:
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self._name = host
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=name, daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(self._handler_class(), name)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._loopback.port
 
     @property
     def host(self) -> str:
@@ -105,9 +101,7 @@ class _Recording:
             return list(self._seen)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop()
 
     def _record(self, handler: BaseHTTPRequestHandler) -> None:
         with self._lock:

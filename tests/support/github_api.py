@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from ghcr_emulator import GhcrRegistry, GhcrState, Package, PackageVersion
+from support.ghcr_emulator import GhcrRegistry, GhcrState, Package, PackageVersion
 
 __all__ = ["ApiRequest", "GitHubApi", "LAST_VERSION", "POPULAR_VERSION"]
 

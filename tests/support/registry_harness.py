@@ -21,13 +21,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Literal
 
-from token_server import TokenServer
-
 from setuptools_ghcr.storage.registry.credentials import Credentials
+from support.loopback import Loopback
+from support.token_server import TokenServer
 
 __all__ = [
     "SECRET_MARKER",
@@ -80,16 +80,11 @@ class CdnServer:
         self.ignore_range = False
         self._lock = threading.Lock()
         self._seen: list[dict[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="cdn-server", daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(self._handler_class(), "cdn-server")
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._loopback.port
 
     @property
     def requests(self) -> list[dict[str, str]]:
@@ -98,9 +93,7 @@ class CdnServer:
             return list(self._seen)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop()
 
     def _take_cut(self) -> int | None:
         with self._lock:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from registry_harness import (
+from support.registry_harness import (
     SECRET_MARKER,
     CdnServer,
     RunningRegistry,

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from support.loopback import Loopback
+
 __all__ = ["Fault", "FaultAction", "FaultProxy", "Outage", "ProxiedRequest"]
 
 FaultAction = Literal[
@@ -247,17 +249,11 @@ class FaultProxy:
             def handle(self) -> None:
                 proxy._serve(self.request)
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fault-proxy", daemon=True
-        )
-        self._thread.start()
+        self._loopback = Loopback(Handler, "fault-proxy")
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._loopback.port
 
     @property
     def host(self) -> str:
@@ -290,9 +286,7 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop()
 
     def __enter__(self) -> FaultProxy:
         return self
