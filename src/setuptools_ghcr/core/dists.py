@@ -29,6 +29,19 @@ from packaging.version import InvalidVersion, Version
 from setuptools_ghcr.core.oci import Digest, hash_file
 from setuptools_ghcr.errors import InvalidDistributionError
 
+#: What reading a damaged or hostile archive raises. zipfile signals encrypted members, unknown
+#: compression methods or versions (NotImplementedError is a RuntimeError) and bad UTF-8 member
+#: names with the last two.
+_UNREADABLE_ZIP: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    zlib.error,
+    RuntimeError,
+    UnicodeDecodeError,
+)
+
 __all__ = [
     "MAX_METADATA_SIZE",
     "Distribution",
@@ -150,17 +163,7 @@ def _wheel_metadata(path: Path, name: str, version: Version) -> bytes:
                 )
             with archive.open(wanted[0]) as stream:
                 return _read_capped(stream, wanted[0].file_size, path.name)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        zlib.error,
-        # zipfile signals encrypted members, unknown compression methods or versions
-        # (NotImplementedError is a RuntimeError) and bad UTF-8 member names this way.
-        RuntimeError,
-        UnicodeDecodeError,
-    ) as error:
+    except _UNREADABLE_ZIP as error:
         raise InvalidDistributionError(f"{path.name}: not a readable wheel ({error})") from error
 
 
@@ -223,16 +226,7 @@ def _check_whole(path: Path, kind: DistKind) -> None:
             # The tar's end comes before the gzip's: read on, so that the CRC is checked.
             while stream.read(1 << 20):
                 pass
-    except (
-        tarfile.TarError,
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        zlib.error,
-        RuntimeError,
-        UnicodeDecodeError,
-    ) as error:
+    except (tarfile.TarError, *_UNREADABLE_ZIP) as error:
         raise InvalidDistributionError(f"{path.name}: not a readable {kind} ({error})") from error
 
 
