@@ -41,6 +41,7 @@ _UNREADABLE_ZIP: tuple[type[Exception], ...] = (
     RuntimeError,
     UnicodeDecodeError,
 )
+_UNREADABLE_ARCHIVE: tuple[type[Exception], ...] = (tarfile.TarError, *_UNREADABLE_ZIP)
 
 __all__ = [
     "MAX_METADATA_SIZE",
@@ -226,7 +227,7 @@ def _check_whole(path: Path, kind: DistKind) -> None:
             # The tar's end comes before the gzip's: read on, so that the CRC is checked.
             while stream.read(1 << 20):
                 pass
-    except (tarfile.TarError, *_UNREADABLE_ZIP) as error:
+    except _UNREADABLE_ARCHIVE as error:
         raise InvalidDistributionError(f"{path.name}: not a readable {kind} ({error})") from error
 
 
