@@ -247,6 +247,8 @@ class Authenticator:
         if challenge.scheme == "basic":
             if anonymous or self.credentials is None:
                 return None, True
+            if self.credentials.bearer:
+                return f"Bearer {self.credentials.password}", False
             return self.credentials.basic_header(), False
         try:
             token = self._bearer(challenge, scopes, anonymous, operation, refresh)
@@ -265,6 +267,8 @@ class Authenticator:
         operation: str,
         refresh: bool,
     ) -> str:
+        if not anonymous and self.credentials is not None and self.credentials.bearer:
+            return self.credentials.password  # a token already: nothing to exchange
         realm = challenge.realm or ""
         parts = urlsplit(realm)
         if parts.scheme != "https" and not (

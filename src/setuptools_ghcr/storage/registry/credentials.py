@@ -57,14 +57,26 @@ _HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and password (or token); ``source`` says where they came from."""
+    """A user name and password (or token); ``source`` says where they came from.
+
+    ``bearer`` credentials are a token the registry takes as it is (``Authorization:
+    Bearer``), with no exchange at its token service: an index service's caller may hold one.
+    """
 
     username: str
     password: str = field(repr=False)
     source: str = field(default="", compare=False)
+    bearer: bool = False
 
     def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password='***', source={self.source!r})"
+        return f"Credentials(username={self.username!r}, password='***', source={self.source!r}" + (
+            ", bearer=True)" if self.bearer else ")"
+        )
+
+    @classmethod
+    def bearer_token(cls, token: str, source: str) -> Credentials:
+        """A registry token to send as ``Authorization: Bearer``."""
+        return cls("", token, source, bearer=True)
 
     @property
     def origin(self) -> str:
