@@ -19,6 +19,7 @@ from setuptools_ghcr.storage.store import Store
 
 if TYPE_CHECKING:
     from setuptools_ghcr.storage.registry.client import RegistryClient
+    from setuptools_ghcr.storage.registry.credentials import Credentials
 
 __all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory"]
 
@@ -81,10 +82,28 @@ class StoreFactory:
         self._given_credentials = given_credentials
         self._client: RegistryClient | None = None
         self._warned: set[str] = set()
+        self._caller: Credentials | None = None
+        self._for_caller = False
         if isinstance(target, LayoutTarget):
             from setuptools_ghcr.storage.layout_folder import require_layout_support
 
             require_layout_support()
+
+    @classmethod
+    def for_caller(
+        cls,
+        target: RegistryTarget,
+        credentials: Credentials | None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> StoreFactory:
+        """Stores opened with exactly ``credentials`` (None: anonymous), never with anything
+        the environment, a docker login or ``GITHUB_TOKEN`` would add: an index service
+        acting for one caller must not lend them this server's own credentials."""
+        factory = cls(target, environ=environ)
+        factory._caller = credentials
+        factory._for_caller = True
+        return factory
 
     def __enter__(self) -> StoreFactory:
         return self
@@ -100,13 +119,17 @@ class StoreFactory:
             from setuptools_ghcr.storage.registry.client import RegistryClient
             from setuptools_ghcr.storage.registry.credentials import find_credentials
 
-            credentials = find_credentials(
-                self.target.host,
-                username=self._username,
-                password=self._password,
-                environ=self._environ,
-                home=self._home,
-                given_allowed=self._given_credentials,
+            credentials = (
+                self._caller
+                if self._for_caller
+                else find_credentials(
+                    self.target.host,
+                    username=self._username,
+                    password=self._password,
+                    environ=self._environ,
+                    home=self._home,
+                    given_allowed=self._given_credentials,
+                )
             )
             from setuptools_ghcr.storage.registry.challenge import (
                 ANONYMOUS_AUTH_ENV,
