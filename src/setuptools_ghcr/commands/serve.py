@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 from setuptools_ghcr.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from setuptools_ghcr.cli import Context
+
+#: The size cap of uploads when ``--max-upload-size`` is not given.
+MAX_UPLOAD_SIZE_ENV = "SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE"
 
 
 def _port(text: str) -> int:
@@ -33,6 +38,15 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _size(text: str) -> int:
+    from setuptools_ghcr.serve.upload import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host",
@@ -51,6 +65,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a project page is reused before the target is read again "
         "(default: 30; 0 reads it on every request)",
     )
+    parser.add_argument(
+        "--max-upload-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="refuse uploads bigger than SIZE (e.g. 500M, 2G) with 413 before reading them "
+        f"(default: ${MAX_UPLOAD_SIZE_ENV}, else no cap)",
+    )
+
+
+def _max_upload_size(args: argparse.Namespace, environ: Mapping[str, str]) -> int | None:
+    if args.max_upload_size is not None:
+        return int(args.max_upload_size)
+    text = environ.get(MAX_UPLOAD_SIZE_ENV, "").strip()
+    if not text:
+        return None
+    from setuptools_ghcr.serve.upload import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise ConfigError(f"{MAX_UPLOAD_SIZE_ENV}: {error}") from None
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
@@ -58,15 +94,17 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.serve.app import make_app
     from setuptools_ghcr.serve.projects import DEFAULT_CACHE_TTL
     from setuptools_ghcr.serve.server import make_server
+    from setuptools_ghcr.serve.upload import Uploads
 
     ttl = DEFAULT_CACHE_TTL if args.cache_ttl is None else args.cache_ttl
+    uploads = Uploads(max_size=_max_upload_size(args, context.environ), environ=context.environ)
     # Access lines are the point of a foreground server: show them (and whatever else the
     # index service says at INFO) unless logging is finer.
     server_log = logging.getLogger(serve.__name__)
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
     with context.factory(args) as stores:
-        app = make_app(stores, cache_ttl=ttl)
+        app = make_app(stores, cache_ttl=ttl, uploads=uploads)
         try:
             server = make_server(app, args.host, args.port)
         except OSError as error:

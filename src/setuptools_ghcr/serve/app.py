@@ -8,6 +8,7 @@ Routes (relative to the application's root):
 - ``/files/<project>/<tag>/<filename>``: a file, streamed from the store and verified on the
   way (the last chunk is held back until the whole blob hashes right, so a client never
   receives a complete wrong file); ``<filename>.metadata`` is its core metadata (PEP 658).
+- ``POST /`` and ``POST /legacy/``: the PyPI upload API (see ``serve.upload``).
 
 What a project holds is read by :class:`~setuptools_ghcr.serve.projects.ProjectReader`, which
 keeps each project for ``cache_ttl`` seconds; ``serve.server`` runs the application.
@@ -27,7 +28,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from setuptools_ghcr.core.dists import MAX_METADATA_SIZE
 from setuptools_ghcr.core.oci import Descriptor
-from setuptools_ghcr.core.targets import LayoutTarget
+from setuptools_ghcr.core.targets import LayoutTarget, Target
 from setuptools_ghcr.core.wire_format import LAYER_MEDIA_TYPE, FileEntry
 from setuptools_ghcr.errors import (
     DigestMismatchError,
@@ -48,6 +49,7 @@ from setuptools_ghcr.serve.projects import (
     StoreOpener,
     TTLCache,
 )
+from setuptools_ghcr.serve.upload import UPLOAD_PATHS, Uploads
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.versions import read_file_manifest
 
@@ -93,6 +95,7 @@ class IndexApp:
     """The WSGI application of a simple index over the stores ``stores`` opens.
 
     ``list_projects`` feeds ``/simple/``; it may raise, and the list is then empty.
+    ``uploads`` takes the uploads ``POST``ed for ``target`` (none are taken without both).
     """
 
     def __init__(
@@ -103,9 +106,13 @@ class IndexApp:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], float] = time.monotonic,
+        uploads: Uploads | None = None,
+        target: Target | None = None,
     ) -> None:
         self._projects = ProjectReader(stores, cache_ttl=cache_ttl, workers=workers, clock=clock)
         self._list_projects = list_projects
+        self._uploads = uploads
+        self._target = target
         self._names: TTLCache[tuple[str, ...]] = TTLCache(cache_ttl, clock, 1)
 
     def close(self) -> None:
@@ -117,11 +124,14 @@ class IndexApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         try:
-            if method not in ("GET", "HEAD"):
+            if method == "POST" and self._uploads is not None and self._target is not None:
+                status, headers, body = self._post(environ, self._uploads, self._target)
+            elif method not in ("GET", "HEAD"):
                 raise _HTTPError(
                     "405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")]
                 )
-            status, headers, body = self._route(environ)
+            else:
+                status, headers, body = self._route(environ)
         except _HTTPError as error:
             status, headers = error.status, list(error.headers)
             body = _text(error.message, headers)
@@ -159,6 +169,16 @@ class IndexApp:
             head = str(environ.get("REQUEST_METHOD", "GET")).upper() == "HEAD"
             return self._file(parts[2], parts[3], parts[4], head=head)
         raise _HTTPError("404 Not Found", "not found")
+
+    def _post(self, environ: WSGIEnvironment, uploads: Uploads, target: Target) -> Response:
+        path = _request_path(environ)
+        if path.lstrip("/") not in UPLOAD_PATHS:
+            raise _HTTPError(
+                "405 Method Not Allowed",
+                "uploads go to / or /legacy/; this path takes GET and HEAD",
+                [("Allow", "GET, HEAD")],
+            )
+        return uploads.handle(environ, target)
 
     # -- pages ---------------------------------------------------------------------------------
 
@@ -307,8 +327,9 @@ def make_app(
     *,
     cache_ttl: float = DEFAULT_CACHE_TTL,
     workers: int = DEFAULT_WORKERS,
+    uploads: Uploads | None = None,
 ) -> IndexApp:
-    """The index of a target's projects."""
+    """The index of a target's projects; with ``uploads``, it takes uploads to it too."""
     target = factory.target
     lister: ProjectLister | None = None
     if isinstance(target, LayoutTarget):
@@ -324,4 +345,11 @@ def make_app(
             names = factory.client().list_repositories(namespace)
             return sorted({canonicalize_name(name) for name in names})
 
-    return IndexApp(factory, list_projects=lister, cache_ttl=cache_ttl, workers=workers)
+    return IndexApp(
+        factory,
+        list_projects=lister,
+        cache_ttl=cache_ttl,
+        workers=workers,
+        uploads=uploads,
+        target=target,
+    )
