@@ -76,6 +76,8 @@ class TokenServer:
     ) -> None:
         self.username = username
         self.password = password
+        #: Like ghcr.io: any user name goes, only the password (a token) counts.
+        self.any_username = False
         self.service = service
         self.issuer = issuer
         self.lifetime = lifetime
@@ -156,7 +158,8 @@ class TokenServer:
         except (binascii.Error, UnicodeDecodeError):
             return None, False
         username, _, password = decoded.partition(":")
-        return username, username == self.username and password == self.password
+        right_user = self.any_username or username == self.username
+        return username, right_user and password == self.password
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
