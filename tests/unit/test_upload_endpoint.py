@@ -13,8 +13,8 @@ import pytest
 
 from setuptools_ghcr.core.targets import LayoutTarget, parse_target
 from setuptools_ghcr.serve.app import IndexApp
-from setuptools_ghcr.serve.callers import caller_credentials
 from setuptools_ghcr.serve.upload import Uploads, parse_size
+from setuptools_ghcr.serve.upload_auth import caller_credentials
 from setuptools_ghcr.storage.factory import StoreFactory
 
 #: A registry nobody listens on: any attempt to reach it would fail the request with 502.

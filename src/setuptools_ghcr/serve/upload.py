@@ -3,7 +3,7 @@
 
 A ``POST`` of a ``multipart/form-data`` form (``:action=file_upload``, ``content``, ``name``,
 ``version``, ``filetype``, ``sha256_digest`` and the core metadata fields). The caller's own
-credentials push (see ``serve.callers``): an anonymous upload is asked for some (401 with a
+credentials push (see ``serve.upload_auth``): an anonymous upload is asked for some (401 with a
 Basic challenge), and the server's credentials are never lent. The body streams to a file in
 a private temporary folder (``tempfile``'s, so ``TMPDIR`` moves it), removed when the request
 ends; :func:`~setuptools_ghcr.usecases.upload.publish_upload` then checks and publishes it.
@@ -33,8 +33,8 @@ from setuptools_ghcr.errors import (
     InvalidReferenceError,
     TooLargeError,
 )
-from setuptools_ghcr.serve.callers import caller_credentials, challenge_header
 from setuptools_ghcr.serve.multipart import FormError, FormLimits, UploadForm, read_form
+from setuptools_ghcr.serve.upload_auth import caller_credentials, challenge_header
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.usecases.publish import FileResult

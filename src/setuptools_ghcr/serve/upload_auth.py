@@ -1,4 +1,4 @@
-"""Who is calling: the credentials a request carries, for the registry to judge.
+"""Who is uploading: the credentials an upload request carries, for the registry to judge.
 
 The index service checks nothing itself. It hands the caller's own credentials to the
 registry: Basic ones (from pip, uv, twine, poetry) as a user name and password for the
