@@ -373,9 +373,11 @@ def test_server_reads_with_its_own_credentials(
             status, _, body = get(urljoin(with_credentials.url + "srv-private/", item["url"]))
             assert status == 200
             assert hashlib.sha256(body).hexdigest() == wheel.sha256.hex
-            # Without credentials the registry refuses: one line, no secret.
-            status, _, body = get(without.url + "srv-private/", PIP_ACCEPT)
-            assert status == 502
+            # Without credentials the registry refuses: 401 with a Basic challenge (so pip
+            # and uv ask their keyring or prompt), one line, no secret.
+            status, headers, body = get(without.url + "srv-private/", PIP_ACCEPT)
+            assert status == 401
+            assert headers["www-authenticate"].startswith("Basic ")
             assert body.count(b"\n") == 1
             assert str(htpasswd_registry.password).encode() not in body
     finally:

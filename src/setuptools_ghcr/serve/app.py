@@ -1,40 +1,64 @@
-"""The WSGI application of a PEP 503 / 691 simple index over a target.
+"""The WSGI application of the index service: PEP 503 / 691 pages over OCI targets.
 
-Routes (relative to the application's root):
+Mounts (see ``serve.routes``): the fixed target at ``/``, and ``/<HOST>/<NAMESPACE...>/``
+for each registry the operator listed. Below each mount:
 
-- ``/simple/``: the projects the target can list (a layout's folders, a registry's catalog
-  when it has one; ghcr.io has none, so its list is empty: pip and uv never need it).
-- ``/simple/<project>/``: one project's files, in JSON or HTML as the ``Accept`` header asks.
-- ``/files/<project>/<tag>/<filename>``: a file, streamed from the store and verified on the
-  way (the last chunk is held back until the whole blob hashes right, so a client never
-  receives a complete wrong file); ``<filename>.metadata`` is its core metadata (PEP 658).
-- ``POST /`` and ``POST /legacy/``: the PyPI upload API (see ``serve.upload``).
+- ``simple/``: the projects the target can list (a layout's folders, a registry's catalog
+  when the caller may read it; ghcr.io has none, so its list is empty: pip and uv never
+  need it).
+- ``simple/<project>/``: one project's files, in JSON or HTML as the ``Accept`` header asks;
+  a project the target does not hold redirects to the fallback index, when there is one.
+- ``files/<project>/<tag>/<filename>``: a file, streamed from the store with the caller's
+  credentials and verified on the way (the last chunk is held back until the whole blob
+  hashes right, so a client never receives a complete wrong file); ``<filename>.metadata``
+  is its core metadata (PEP 658).
+- ``pypi/<project>/json`` and ``pypi/<project>/<version>/json``: Warehouse's JSON API.
+- ``POST`` to the mount's root or ``legacy/``: the upload handler, when one is plugged in.
 
-What a project holds is read by :class:`~setuptools_ghcr.serve.projects.ProjectReader`, which
-keeps each project for ``cache_ttl`` seconds; ``serve.server`` runs the application.
+``GET /health`` answers without reading any target. Requests with a ``Host`` the service
+does not answer for get ``421`` (see ``serve.hosts``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, quote
-from wsgiref.util import application_uri
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from setuptools_ghcr.core.dists import MAX_METADATA_SIZE
 from setuptools_ghcr.core.oci import Descriptor
-from setuptools_ghcr.core.targets import LayoutTarget, Target
+from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget
 from setuptools_ghcr.core.wire_format import LAYER_MEDIA_TYPE, FileEntry
 from setuptools_ghcr.errors import (
+    AuthenticationError,
     DigestMismatchError,
     GhcrError,
     NotFoundError,
 )
+from setuptools_ghcr.serve.callers import (
+    BadCredentialsError,
+    Caller,
+    ClientMaker,
+    ClientPool,
+    caller_of,
+    new_secret,
+)
+from setuptools_ghcr.serve.hosts import HostPolicy
+from setuptools_ghcr.serve.http import (
+    HTTPError,
+    Response,
+    found_elsewhere,
+    redirect,
+    request_path,
+    text,
+)
+from setuptools_ghcr.serve.index_cache import IndexCache
 from setuptools_ghcr.serve.pages import (
     SIMPLE_HTML,
     SIMPLE_JSON,
@@ -47,44 +71,53 @@ from setuptools_ghcr.serve.projects import (
     DEFAULT_WORKERS,
     ProjectReader,
     StoreOpener,
-    TTLCache,
 )
-from setuptools_ghcr.serve.upload import UPLOAD_PATHS, Uploads
+from setuptools_ghcr.serve.routes import Route, Router
+from setuptools_ghcr.serve.views import FixedTarget, ProjectLister, View, Views
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.versions import read_file_manifest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+    from setuptools_ghcr.core.targets import Target
+    from setuptools_ghcr.serve.upload import Uploads
     from setuptools_ghcr.storage.factory import StoreFactory
+    from setuptools_ghcr.storage.registry.credentials import Credentials
 
 __all__ = [
     "IndexApp",
+    "PostHandler",
+    "PostRequest",
     "layout_projects",
     "make_app",
 ]
 
 logger = logging.getLogger(__name__)
 
-ProjectLister = Callable[[], Sequence[str]]
-#: What a route answers: status, headers, body.
-Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
+#: Paths below a mount that take uploads.
+_UPLOAD_PATHS = ((), ("",), ("legacy",), ("legacy", ""))
 
 
-class _HTTPError(Exception):
-    """Ends a request with ``status`` and a one-line text body."""
+@dataclass(frozen=True)
+class PostRequest:
+    """A ``POST`` to a mount's upload paths, handed to the plugged-in handler.
 
-    def __init__(self, status: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = tuple(headers)
+    ``view.caller.credentials`` are the caller's own (None: anonymous), ``view.source.stores``
+    opens the target's stores with them (or, on the fixed target of an anonymous caller,
+    with the server's), and ``forget(project)`` drops the kept page of a changed project.
+    """
+
+    environ: WSGIEnvironment
+    view: View
+    rest: tuple[str, ...]
+    forget: Callable[[str], None]
 
 
-def _request_path(environ: WSGIEnvironment) -> str:
-    # PEP 3333 hands the path over as latin-1 decoded bytes.
-    raw = str(environ.get("PATH_INFO", "") or "")
-    return raw.encode("latin-1").decode("utf-8", "replace")
+class PostHandler(Protocol):
+    """Answers uploads (the PyPI upload API); may raise :class:`~.http.HTTPError`."""
+
+    def __call__(self, request: PostRequest) -> Response: ...
 
 
 def _query(environ: WSGIEnvironment) -> dict[str, list[str]]:
@@ -92,93 +125,135 @@ def _query(environ: WSGIEnvironment) -> dict[str, list[str]]:
 
 
 class IndexApp:
-    """The WSGI application of a simple index over the stores ``stores`` opens.
+    """The WSGI application of the index service.
 
-    ``list_projects`` feeds ``/simple/``; it may raise, and the list is then empty.
-    ``uploads`` takes the uploads ``POST``ed for ``target`` (none are taken without both).
+    ``stores`` opens the fixed target's stores with the server's credentials (None: no
+    fixed target, only pass-through routes); ``list_projects`` feeds its ``/simple/`` and
+    may raise (the list is then empty). ``registries`` are the hosts of pass-through
+    routes, read through ``pool``'s per-caller clients.
     """
 
     def __init__(
         self,
-        stores: StoreOpener,
+        stores: StoreOpener | None = None,
         *,
+        target: Target | None = None,
         list_projects: ProjectLister | None = None,
         cache_ttl: float = DEFAULT_CACHE_TTL,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], float] = time.monotonic,
-        uploads: Uploads | None = None,
-        target: Target | None = None,
+        registries: Iterable[str] = (),
+        pool: ClientPool | None = None,
+        hosts: HostPolicy | None = None,
+        fallback_index: str | None = None,
+        disk: IndexCache | None = None,
+        post: PostHandler | None = None,
     ) -> None:
-        self._projects = ProjectReader(stores, cache_ttl=cache_ttl, workers=workers, clock=clock)
-        self._list_projects = list_projects
-        self._uploads = uploads
-        self._target = target
-        self._names: TTLCache[tuple[str, ...]] = TTLCache(cache_ttl, clock, 1)
+        fixed = None if stores is None else FixedTarget(target, stores, list_projects)
+        self.router = Router(target, registries, has_fixed=fixed is not None)
+        if self.router.registries and pool is None:
+            raise ValueError("pass-through routes need a client pool")
+        self._views = Views(fixed, pool)
+        self._pool = pool
+        self._projects = ProjectReader(cache_ttl=cache_ttl, workers=workers, clock=clock, disk=disk)
+        self._ttl = cache_ttl
+        self._clock = clock
+        self._lists: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self.hosts = hosts if hosts is not None else HostPolicy()
+        self._fallback = fallback_index.rstrip("/") + "/" if fallback_index else None
+        self._post = post
+        self._secret = new_secret()
 
     def close(self) -> None:
-        """Stop the fetch threads (after the server stopped taking requests)."""
+        """Stop the fetch threads and close the callers' clients (after the server stopped)."""
         self._projects.close()
+        if self._pool is not None:
+            self._pool.close()
 
     # -- WSGI ----------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         try:
-            if method == "POST" and self._uploads is not None and self._target is not None:
-                status, headers, body = self._post(environ, self._uploads, self._target)
-            elif method not in ("GET", "HEAD"):
-                raise _HTTPError(
-                    "405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")]
-                )
-            else:
-                status, headers, body = self._route(environ)
-        except _HTTPError as error:
+            status, headers, body = self._answer(environ, method)
+        except HTTPError as error:
             status, headers = error.status, list(error.headers)
-            body = _text(error.message, headers)
+            body = text(error.message, headers)
+        except AuthenticationError as error:
+            status, headers, body = _refused(error, environ)
         except NotFoundError as error:
             status, headers = "404 Not Found", []
-            body = _text(str(error), headers)
+            body = text(str(error), headers)
         except GhcrError as error:
             logger.warning("%s", error)
             status, headers = "502 Bad Gateway", []
-            body = _text(str(error), headers)
+            body = text(str(error), headers)
         except OSError as error:
             logger.warning("%s", error)
             status, headers = "500 Internal Server Error", []
-            body = _text(f"the target could not be read: {error.strerror or error}", headers)
+            body = text(f"the target could not be read: {error.strerror or error}", headers)
+        # Answers are package files and pages, never something a browser should sniff.
+        headers.append(("X-Content-Type-Options", "nosniff"))
         start_response(status, headers)
         if method == "HEAD":
             _close(body)
             return []
         return body
 
-    def _route(self, environ: WSGIEnvironment) -> Response:
-        path = _request_path(environ)
-        parts = path.split("/")
-        # parts[0] is "" for a path starting with "/".
-        if path in ("", "/", "/simple"):
-            return _redirect(environ, "simple/")
-        if path == "/simple/":
-            return self._project_list(environ)
-        if len(parts) in (3, 4) and parts[1] == "simple" and parts[2]:
-            name = canonicalize_name(parts[2])
-            if len(parts) == 3 or parts[2] != name or parts[3]:
-                return _redirect(environ, f"simple/{quote(name, safe='')}/")
-            return self._project(environ, name)
-        if len(parts) == 5 and parts[1] == "files" and all(parts[2:]):
-            head = str(environ.get("REQUEST_METHOD", "GET")).upper() == "HEAD"
-            return self._file(parts[2], parts[3], parts[4], head=head)
-        raise _HTTPError("404 Not Found", "not found")
-
-    def _post(self, environ: WSGIEnvironment, uploads: Uploads, target: Target) -> Response:
-        path = _request_path(environ)
-        if path.lstrip("/") not in UPLOAD_PATHS:
-            raise _HTTPError(
-                "405 Method Not Allowed",
-                "uploads go to / or /legacy/; this path takes GET and HEAD",
-                [("Allow", "GET, HEAD")],
+    def _answer(self, environ: WSGIEnvironment, method: str) -> Response:
+        path = request_path(environ)
+        if path == "/health":
+            return _health(method)
+        host = environ.get("HTTP_HOST")
+        if not self.hosts.allows(None if host is None else str(host)):
+            raise HTTPError(
+                "421 Misdirected Request",
+                f"this index does not answer for the host {str(host)[:100]!r}; its operator "
+                "can allow it with --allowed-host or SETUPTOOLS_GHCR_ALLOWED_HOSTS",
             )
-        return uploads.handle(environ, target)
+        route = self.router.route(path)
+        if route is None:
+            unlisted = self.router.unlisted_host(path)
+            if unlisted is not None:
+                raise HTTPError(
+                    "404 Not Found", f"this index does not serve the registry {unlisted[:100]}"
+                )
+            raise HTTPError("404 Not Found", "not found")
+        try:
+            caller = caller_of(environ, self._secret)
+        except BadCredentialsError as error:
+            raise HTTPError("400 Bad Request", str(error)) from None
+        if method == "POST" and self._post is not None and route.rest in _UPLOAD_PATHS:
+            view = self._views.view(route.mount, caller)
+            return self._post(PostRequest(environ, view, route.rest, self._forgetter(view)))
+        if method not in ("GET", "HEAD"):
+            raise HTTPError("405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")])
+        return self._route(environ, route, caller, head=method == "HEAD")
+
+    def _forgetter(self, view: View) -> Callable[[str], None]:
+        def forget(project: str) -> None:
+            self._projects.forget(view.source, canonicalize_name(project))
+
+        return forget
+
+    def _route(
+        self, environ: WSGIEnvironment, route: Route, caller: Caller, *, head: bool
+    ) -> Response:
+        mount, rest = route.mount, route.rest
+        if rest in ((), ("",), ("simple",)):
+            return redirect(environ, mount.path("simple", ""))
+        kind = rest[0]
+        if kind == "simple" and rest == ("simple", ""):
+            return self._project_list(environ, self._views.view(mount, caller))
+        if kind == "simple" and len(rest) in (2, 3) and rest[1]:
+            name = canonicalize_name(rest[1])
+            if len(rest) == 2 or rest[1] != name or rest[2]:
+                return redirect(environ, mount.path("simple", name, ""))
+            return self._project(environ, self._views.view(mount, caller), name)
+        if kind == "files" and len(rest) == 4 and all(rest[1:]):
+            view = self._views.view(mount, caller)
+            return self._file(view, rest[1], rest[2], rest[3], head=head)
+        raise HTTPError("404 Not Found", "not found")
 
     # -- pages ---------------------------------------------------------------------------------
 
@@ -189,50 +264,71 @@ class IndexApp:
             requested = requested.replace(" ", "+")
         chosen = negotiate(environ.get("HTTP_ACCEPT"), requested)
         if chosen is None:
-            raise _HTTPError(
+            raise HTTPError(
                 "406 Not Acceptable",
                 f"this index serves {SIMPLE_JSON}, {SIMPLE_HTML} and {TEXT_HTML}",
             )
         return chosen
 
-    def _project_list(self, environ: WSGIEnvironment) -> Response:
+    def _project_list(self, environ: WSGIEnvironment, view: View) -> Response:
         content_type = self._content_type(environ)
         names: Sequence[str] = ()
-        note = None
-        if self._list_projects is None:
-            note = "this target cannot list its projects; ask for /simple/<project>/"
-        else:
-            lister = self._list_projects
+        note = "this target cannot list its projects; ask for simple/<project>/"
+        if view.list_projects is not None:
             try:
-                names = self._names.get("", lambda: tuple(lister())) or ()
+                names = self._listed(view.list_key, view.list_projects)
+                note = ""
+            except AuthenticationError:
+                if view.caller.anonymous:
+                    raise
+                logger.info("the caller may not list the projects of %s", view.source.target)
             except (GhcrError, OSError) as error:
-                logger.info("cannot list the target's projects: %s", error)
-                note = "this target cannot list its projects; ask for /simple/<project>/"
-        body = render_project_list(names, content_type, note=note)
+                logger.info("cannot list the projects of %s: %s", view.source.target, error)
+        body = render_project_list(names, content_type, note=note or None)
         return "200 OK", _page_headers(content_type, body), [body]
 
-    def _project(self, environ: WSGIEnvironment, name: NormalizedName) -> Response:
+    def _listed(self, key: str, lister: ProjectLister) -> tuple[str, ...]:
+        found = self._lists.get(key)
+        now = self._clock()
+        if found is not None and now - found[0] < self._ttl:
+            return found[1]
+        names = tuple(lister())
+        if self._ttl > 0:
+            if len(self._lists) >= 1024:
+                self._lists.clear()
+            self._lists[key] = (now, names)
+        return names
+
+    def _project(self, environ: WSGIEnvironment, view: View, name: NormalizedName) -> Response:
         content_type = self._content_type(environ)
-        project = self._projects.project(name)
+        project = self._projects.project(view.source, name)
         if project is None:
-            raise _HTTPError("404 Not Found", f"no project {name} in this index")
+            if self._fallback is not None:
+                # The caller's own request found no such repository: the name is not the
+                # target's, so another index may serve it (see docs/serving.md).
+                return found_elsewhere(self._fallback + quote(name, safe="") + "/")
+            raise HTTPError("404 Not Found", f"no project {name} in this index")
         body = project.body(content_type)
         return "200 OK", _page_headers(content_type, body), [body]
 
     # -- files ---------------------------------------------------------------------------------
 
-    def _find_file(self, project: str, tag: str, filename: str) -> tuple[Store, FileEntry]:
-        found = self._projects.find_file(project, tag, filename)
+    def _find_file(
+        self, view: View, project: str, tag: str, filename: str
+    ) -> tuple[Store, FileEntry]:
+        found = self._projects.find_file(view.source, project, tag, filename)
         if found is None:
-            raise _HTTPError("404 Not Found", f"no file {filename} in this index")
+            raise HTTPError("404 Not Found", f"no file {filename} in this index")
         return found
 
-    def _file(self, project: str, tag: str, filename: str, *, head: bool = False) -> Response:
+    def _file(
+        self, view: View, project: str, tag: str, filename: str, *, head: bool = False
+    ) -> Response:
         if filename.endswith(".metadata"):
-            return self._metadata(project, tag, filename.removesuffix(".metadata"))
-        store, entry = self._find_file(project, tag, filename)
+            return self._metadata(view, project, tag, filename.removesuffix(".metadata"))
+        store, entry = self._find_file(view, project, tag, filename)
         if entry.sha256 is None or entry.size is None:  # the reader filled both
-            raise _HTTPError("404 Not Found", f"no file {filename} in this index")
+            raise HTTPError("404 Not Found", f"no file {filename} in this index")
         headers = [
             ("Content-Type", "application/octet-stream"),
             ("Content-Length", str(entry.size)),
@@ -246,10 +342,10 @@ class IndexApp:
         first = next(chunks, b"")
         return "200 OK", headers, _stream(first, chunks, f"{store.location} {filename}")
 
-    def _metadata(self, project: str, tag: str, filename: str) -> Response:
-        store, entry = self._find_file(project, tag, filename)
+    def _metadata(self, view: View, project: str, tag: str, filename: str) -> Response:
+        store, entry = self._find_file(view, project, tag, filename)
         if entry.metadata is None:
-            raise _HTTPError("404 Not Found", f"{filename} has no metadata file in this index")
+            raise HTTPError("404 Not Found", f"{filename} has no metadata file in this index")
         config = read_file_manifest(store, entry).config
         # The page advertised the index's digest: serve only bytes that hash to it.
         if config.digest != entry.metadata.digest:
@@ -262,6 +358,25 @@ class IndexApp:
             ("Content-Length", str(len(data))),
         ]
         return "200 OK", headers, [data]
+
+
+def _health(method: str) -> Response:
+    if method not in ("GET", "HEAD"):
+        raise HTTPError("405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")])
+    headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+    return "200 OK", headers, text("ok", headers)
+
+
+def _refused(error: AuthenticationError, environ: WSGIEnvironment) -> Response:
+    """401 for what the caller may not read: never a 404, never a redirect elsewhere."""
+    if environ.get("HTTP_AUTHORIZATION"):
+        message = "the registry refused these credentials for this page"
+    else:
+        message = "this page needs credentials: send your registry user name and token"
+    logger.info("refused: %s", error)
+    refusal = HTTPError.unauthorized(message)
+    headers = list(refusal.headers)
+    return refusal.status, headers, text(refusal.message, headers)
 
 
 def _stream(first: bytes, chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
@@ -283,13 +398,6 @@ def _close(body: object) -> None:
         close()
 
 
-def _text(message: str, headers: list[tuple[str, str]]) -> list[bytes]:
-    body = (message + "\n").encode("utf-8")
-    headers.append(("Content-Type", "text/plain; charset=utf-8"))
-    headers.append(("Content-Length", str(len(body))))
-    return [body]
-
-
 def _page_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
     header = f"{content_type}; charset=utf-8" if content_type == TEXT_HTML else content_type
     return [
@@ -297,15 +405,6 @@ def _page_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
         ("Content-Length", str(len(body))),
         ("Vary", "Accept"),
     ]
-
-
-def _redirect(environ: WSGIEnvironment, location: str) -> Response:
-    url = application_uri(environ) + location  # application_uri ends with "/"
-    query = str(environ.get("QUERY_STRING", "") or "")
-    if query:
-        url += "?" + query
-    headers = [("Location", url)]
-    return "301 Moved Permanently", headers, _text(f"see {url}", headers)
 
 
 # --- listing projects -----------------------------------------------------------------------
@@ -323,33 +422,84 @@ def layout_projects(root: Path) -> list[str]:
 
 
 def make_app(
-    factory: StoreFactory,
+    factory: StoreFactory | None,
     *,
     cache_ttl: float = DEFAULT_CACHE_TTL,
     workers: int = DEFAULT_WORKERS,
+    registries: Iterable[str] = (),
+    hosts: HostPolicy | None = None,
+    fallback_index: str | None = None,
+    cache_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
     uploads: Uploads | None = None,
 ) -> IndexApp:
-    """The index of a target's projects; with ``uploads``, it takes uploads to it too."""
-    target = factory.target
+    """The index service: ``factory``'s target at ``/`` (None: none), and pass-through
+    routes to ``registries``, read with each caller's own credentials; with ``uploads``,
+    each mount takes uploads too (as the caller)."""
     lister: ProjectLister | None = None
-    if isinstance(target, LayoutTarget):
-        root = target.path
-
-        def lister() -> Sequence[str]:
-            return layout_projects(root)
-
-    else:
-        namespace = target.namespace
-
-        def lister() -> Sequence[str]:
-            names = factory.client().list_repositories(namespace)
-            return sorted({canonicalize_name(name) for name in names})
-
+    target: Target | None = None
+    if factory is not None:
+        target = factory.target
+        lister = _lister(factory)
+    registries = tuple(registries)
+    pool = ClientPool(_client_maker(environ or {})) if registries or factory else None
     return IndexApp(
         factory,
+        target=target,
         list_projects=lister,
         cache_ttl=cache_ttl,
         workers=workers,
-        uploads=uploads,
-        target=target,
+        registries=registries,
+        pool=pool,
+        hosts=hosts,
+        fallback_index=fallback_index,
+        disk=IndexCache(cache_dir) if cache_dir is not None else None,
+        post=None if uploads is None else _upload_handler(uploads),
     )
+
+
+def _upload_handler(uploads: Uploads) -> PostHandler:
+    """Uploads to the target of the mount they were posted to."""
+
+    def handle(request: PostRequest) -> Response:
+        target = request.view.mount.target
+        if target is None:
+            raise HTTPError("405 Method Not Allowed", "this index takes no uploads")
+        return uploads.handle(request.environ, target)
+
+    return handle
+
+
+def _lister(factory: StoreFactory) -> ProjectLister:
+    target = factory.target
+    if isinstance(target, LayoutTarget):
+        root = target.path
+        return lambda: layout_projects(root)
+    namespace = target.namespace
+
+    def lister() -> Sequence[str]:
+        names = factory.client().list_repositories(namespace)
+        return sorted({canonicalize_name(name) for name in names})
+
+    return lister
+
+
+def _client_maker(environ: Mapping[str, str]) -> ClientMaker:
+    """Makes a caller's registry client: its credentials only, refusals answered, not
+    retried anonymously (the caller is told, and its keyring or prompt can step in)."""
+    from setuptools_ghcr.storage.factory import registry_limits
+    from setuptools_ghcr.storage.registry.client import RegistryClient
+
+    timeout, retries = registry_limits(environ)
+
+    def make(host: str, credentials: Credentials | None) -> RegistryClient:
+        return RegistryClient(
+            host,
+            RegistryTarget(host, "").scheme,
+            credentials,
+            timeout=timeout,
+            retries=retries,
+            read_anonymously=False,
+        )
+
+    return make

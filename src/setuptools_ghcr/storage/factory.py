@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from setuptools_ghcr.storage.registry.client import RegistryClient
     from setuptools_ghcr.storage.registry.credentials import Credentials
 
-__all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory"]
+__all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory", "registry_limits"]
 
 _log = logging.getLogger(__name__)
 
@@ -167,3 +167,11 @@ class StoreFactory:
         """Close the registry client, if one was made (its connections)."""
         if self._client is not None:
             self._client.close()
+
+
+def registry_limits(environ: Mapping[str, str]) -> tuple[float, int]:
+    """The timeout (seconds) and retry count for registry requests, from the environment."""
+    from setuptools_ghcr.storage.registry.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+
+    timeout = _env_number(environ, TIMEOUT_ENV, float, DEFAULT_TIMEOUT)
+    return timeout, int(_env_number(environ, RETRIES_ENV, int, DEFAULT_RETRIES))

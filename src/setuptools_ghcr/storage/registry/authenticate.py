@@ -90,9 +90,13 @@ class Authenticator:
         error_of: ErrorOf,
         redactor: Redactor,
         anonymous_auth: AnonymousAuth | None = None,
+        read_anonymously: bool = True,
     ) -> None:
         self.host = host
         self.credentials = credentials
+        # Whether a read refused to the credentials is tried again anonymously; an index
+        # service reading on a caller's behalf answers the refusal to the caller instead.
+        self._read_anonymously_allowed = read_anonymously
         self._fetch_token = fetch_token
         self._error_of = error_of
         self._redactor = redactor
@@ -149,6 +153,7 @@ class Authenticator:
             response.status_code in (401, 403)
             and not write
             and not anonymous
+            and self._read_anonymously_allowed
             and self._challenge is not None
         ):
             return self._read_anonymously(send, scopes, response, authorization, operation)
@@ -244,16 +249,16 @@ class Authenticator:
         challenge = self._challenge
         if challenge is None:
             return None, anonymous
-        if challenge.scheme == "basic":
-            if anonymous or self.credentials is None:
+        if anonymous or self.credentials is None:
+            if challenge.scheme == "basic":
                 return None, True
-            if self.credentials.bearer:
-                return f"Bearer {self.credentials.password}", False
-            return self.credentials.basic_header(), False
+        elif challenge.scheme == "basic" or self.credentials.bearer:
+            # A caller's bearer token goes to the registry as it is, whatever it challenged.
+            return self.credentials.authorization(), False
         try:
             token = self._bearer(challenge, scopes, anonymous, operation, refresh)
         except AuthenticationError:
-            if write or anonymous:
+            if write or anonymous or not self._read_anonymously_allowed:
                 raise
             anonymous = True
             token = self._bearer(challenge, scopes, anonymous, operation, refresh)

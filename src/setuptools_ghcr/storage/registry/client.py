@@ -57,6 +57,9 @@ from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManif
 __all__ = ["RegistryClient"]
 
 MAX_TAG_PAGE = 16 << 20
+#: Tags asked for a page: a project with thousands of per-commit versions comes in pages
+#: the registry can answer quickly, rather than one answer it has to build whole.
+TAGS_PER_PAGE = 1000
 MAX_TAG_PAGES = 10_000
 #: The catalog is read this many repositories a page, for at most this many pages.
 CATALOG_PAGE = 1000
@@ -81,7 +84,9 @@ class RegistryClient:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         anonymous_auth: AnonymousAuth | None = None,
+        read_anonymously: bool = True,
     ) -> None:
+        """``read_anonymously``: a read refused to ``credentials`` is tried again without."""
         self._transport = Transport(
             target_host,
             scheme,
@@ -91,6 +96,7 @@ class RegistryClient:
             retry_policy=retry_policy if retry_policy is not None else RetryPolicy(retries),
             sleep=sleep,
             anonymous_auth=anonymous_auth,
+            read_anonymously=read_anonymously,
         )
 
     @property
@@ -345,7 +351,7 @@ class RegistryClient:
         operation = f"listing tags of {self.location(repository)}"
         tags: list[str] = []
         pages = self._pages(
-            self._url(repository, "tags/list"),
+            self._url(repository, f"tags/list?n={TAGS_PER_PAGE}"),
             operation,
             (pull_scope(repository),),
             limit=MAX_TAG_PAGE,

@@ -83,10 +83,19 @@ class Credentials:
         """Where these credentials came from, for messages."""
         return self.source or "the command line"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be shown: the password and its Basic encoding."""
+        return (self.password, self.basic_header().split(" ", 1)[1])
+
     def basic_header(self) -> str:
         """The value of an ``Authorization: Basic`` header for these credentials."""
         pair = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def authorization(self) -> str:
+        """The ``Authorization`` value these credentials answer a registry's challenge with."""
+        return f"Bearer {self.password}" if self.bearer else self.basic_header()
 
 
 def auth_files(

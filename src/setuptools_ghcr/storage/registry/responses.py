@@ -179,7 +179,8 @@ def refusal_advice(
     if credentials is None:
         return login_hint(host)
     if denied:
-        return f"user {credentials.username!r} is not allowed to do this"
+        who = "the bearer token" if credentials.bearer else f"user {credentials.username!r}"
+        return f"{who} is not allowed to do this"
     return f"the credentials from {credentials.origin} were refused"
 
 

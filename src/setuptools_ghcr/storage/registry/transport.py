@@ -108,6 +108,7 @@ class Transport:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         anonymous_auth: AnonymousAuth | None = None,
+        read_anonymously: bool = True,
     ) -> None:
         if scheme not in ("http", "https"):
             raise InvalidReferenceError(f"registry scheme must be http or https, not {scheme!r}")
@@ -122,11 +123,7 @@ class Transport:
         self._policy = retry_policy if retry_policy is not None else RetryPolicy()
         self._sleep = sleep
         # The Basic value too: a registry (or a proxy) may echo the header back in an error.
-        self._redactor = Redactor(
-            [credentials.password, credentials.basic_header().split(" ", 1)[1]]
-            if credentials is not None
-            else []
-        )
+        self._redactor = Redactor(credentials.secrets if credentials is not None else [])
         self._auth = Authenticator(
             self.host,
             credentials,
@@ -134,6 +131,7 @@ class Transport:
             error_of=self._error,
             redactor=self._redactor,
             anonymous_auth=anonymous_auth,
+            read_anonymously=read_anonymously,
         )
 
     def close(self) -> None:
