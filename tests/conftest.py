@@ -19,11 +19,14 @@ from support.registry_harness import (
     RunningRegistry,
     start_registry,
 )
+from support.token_server import Access
 
 
-def _serve(kind: RegistryKind, root: Path) -> Iterator[RunningRegistry]:
+def _serve(
+    kind: RegistryKind, root: Path, users: tuple[str, ...] = (), access: Access | None = None
+) -> Iterator[RunningRegistry]:
     try:
-        registry = start_registry(kind, root)
+        registry = start_registry(kind, root, users=users, access=access)
     except RegistryStartError as error:
         pytest.fail(f"cannot start the {kind} test registry: {error}", pytrace=False)
     try:
@@ -48,6 +51,34 @@ def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A registry with Bearer token auth; ``.token_server`` records every token request."""
     yield from _serve("token", tmp_path_factory.mktemp("token-registry"))
+
+
+def team_access(user: str | None, repository: str, action: str) -> bool:
+    """A team's registry: ``team/public/*`` readable by anyone, ``team/private/*`` by every
+    user, ``team/alice/*`` and ``team/bob/*`` by that user only; ``tester`` may do anything,
+    and other repositories follow the default (anonymous pull, users pull and push)."""
+    if user == "tester":
+        return True
+    parts = repository.split("/")
+    if parts[0] != "team" or len(parts) < 3:
+        return action == "pull" or user is not None
+    if action != "pull":
+        return False
+    area = parts[1]
+    if area == "public":
+        return True
+    if area == "private":
+        return user is not None
+    return user == area
+
+
+@pytest.fixture(scope="session")
+def team_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A token registry with a team's rules (see :func:`team_access`): users ``tester``
+    (everything), ``alice`` and ``bob``; anonymous callers read ``team/public/*`` only."""
+    yield from _serve(
+        "token", tmp_path_factory.mktemp("team-registry"), ("alice", "bob"), team_access
+    )
 
 
 @pytest.fixture(scope="session")

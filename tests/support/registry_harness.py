@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Literal
 
 from setuptools_ghcr.storage.registry.credentials import Credentials
 from support.loopback import Loopback
-from support.token_server import TokenServer
+from support.token_server import Access, TokenServer
 
 __all__ = [
     "SECRET_MARKER",
@@ -150,6 +151,8 @@ class RunningRegistry:
     password: str | None = None
     token_server: TokenServer | None = None
     cdn: CdnServer | None = None
+    #: More users of a token registry, by name: their passwords.
+    users: dict[str, str] = field(default_factory=dict, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -172,6 +175,10 @@ class RunningRegistry:
     @property
     def log_path(self) -> Path:
         return self.root / "registry.log"
+
+    def user(self, name: str) -> Credentials:
+        """The credentials of one of :attr:`users`."""
+        return Credentials(name, self.users[name], "test harness")
 
     @property
     def credentials(self) -> Credentials | None:
@@ -286,13 +293,20 @@ def _config(registry: RunningRegistry, auth: dict[str, object] | None) -> dict[s
 
 
 def start_registry(
-    kind: RegistryKind, root: Path, *, token_realm: str | None = None
+    kind: RegistryKind,
+    root: Path,
+    *,
+    token_realm: str | None = None,
+    users: Sequence[str] = (),
+    access: Access | None = None,
 ) -> RunningRegistry:
     """Configure and start a registry of the given kind with everything under ``root``.
 
     ``redirect`` is a Basic-auth registry whose blob downloads redirect to a
     :class:`CdnServer` on another host name (``localhost`` rather than ``127.0.0.1``).
-    ``token_realm`` replaces the token server's URL in a ``token`` registry's challenges.
+    ``token_realm`` replaces the token server's URL in a ``token`` registry's challenges;
+    ``users`` (more user names, given passwords here) and ``access`` (who may do what to
+    which repository) make its token server a team's.
     """
     _binary("docker-registry")
     root.mkdir(parents=True, exist_ok=True)
@@ -317,7 +331,10 @@ def start_registry(
         auth = {"htpasswd": {"realm": "test-registry", "path": str(htpasswd)}}
     elif kind == "token":
         assert registry.password is not None
-        server = TokenServer(username="tester", password=registry.password)
+        registry.users = {name: f"{SECRET_MARKER}{secrets.token_hex(12)}" for name in users}
+        server = TokenServer(
+            username="tester", password=registry.password, users=registry.users, access=access
+        )
         server.start()
         registry.token_server = server
         auth = {

@@ -5,6 +5,10 @@ written by :meth:`TokenServer.write_certificate`; the JWTs carry it in their ``x
 Anonymous callers get ``pull`` only; the known user with the right password gets what it
 asks for among ``pull`` and ``push``; a wrong password gets 401. Every request is recorded so
 that tests can check which scopes were asked for, and with which credentials.
+
+More users and a per-repository rule (``access``) model a team: private repositories that
+anonymous callers cannot read, and users who see different things. A token then grants
+what the rule allows, like ghcr.io, which issues tokens without the refused actions.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -30,9 +34,12 @@ from cryptography.x509.oid import NameOID
 
 from support.loopback import Loopback
 
-__all__ = ["TokenRequest", "TokenServer"]
+__all__ = ["Access", "TokenRequest", "TokenServer"]
 
 GRANTABLE = ("pull", "push")
+
+#: Whether a user (None: anonymous) may do an action ("pull", "push") on a repository.
+Access = Callable[[str | None, str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,16 @@ class TokenServer:
         service: str = "test-registry",
         issuer: str = "test-token-issuer",
         lifetime: int = 300,
+        users: Mapping[str, str] | None = None,
+        access: Access | None = None,
     ) -> None:
         self.username = username
         self.password = password
         #: Like ghcr.io: any user name goes, only the password (a token) counts.
         self.any_username = False
+        #: Every known user and password (the main user among them).
+        self.users = {**(users or {}), username: password}
+        self.access = access
         self.service = service
         self.issuer = issuer
         self.lifetime = lifetime
@@ -136,14 +148,18 @@ class TokenServer:
         headers = {"x5c": [base64.b64encode(der).decode("ascii")]}
         return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
 
-    def _grant(self, scopes: tuple[str, ...], authenticated: bool) -> list[dict[str, object]]:
+    def _grant(self, scopes: tuple[str, ...], user: str | None) -> list[dict[str, object]]:
         access: list[dict[str, object]] = []
         for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             if kind != "repository" or not name:
                 continue
-            allowed = GRANTABLE if authenticated else ("pull",)
+            if self.access is not None:
+                rule = self.access
+                allowed = tuple(action for action in GRANTABLE if rule(user, name, action))
+            else:
+                allowed = GRANTABLE if user is not None else ("pull",)
             granted = [action for action in actions.split(",") if action in allowed]
             if granted:
                 access.append({"type": "repository", "name": name, "actions": granted})
@@ -158,8 +174,9 @@ class TokenServer:
         except (binascii.Error, UnicodeDecodeError):
             return None, False
         username, _, password = decoded.partition(":")
-        right_user = self.any_username or username == self.username
-        return username, right_user and password == self.password
+        if username not in self.users:
+            return username, self.any_username and password == self.password
+        return username, password == self.users[username]
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -184,7 +201,8 @@ class TokenServer:
                     self._answer(401, {"details": "incorrect username or password"}, basic=True)
                     return
                 authenticated = bool(valid)
-                token = server.issue(server._grant(scopes, authenticated), username or "")
+                user = username if authenticated else None
+                token = server.issue(server._grant(scopes, user), username or "")
                 server._record(TokenRequest(scopes, service, username, authenticated, 200))
                 issued = datetime.datetime.now(datetime.timezone.utc).isoformat()
                 self._answer(

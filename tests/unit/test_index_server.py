@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 from support.documents import EMPTY_DESCRIPTOR, publish_like_pyoci
 from support.wheels import make_sdist, make_wheel
@@ -34,9 +37,12 @@ from setuptools_ghcr.core.wire_format import (
     index_entry,
     version_to_tag,
 )
-from setuptools_ghcr.errors import NotFoundError, RegistryError
-from setuptools_ghcr.serve.app import IndexApp, layout_projects
+from setuptools_ghcr.errors import AuthenticationError, NotFoundError, RegistryError
+from setuptools_ghcr.serve.app import IndexApp, PostRequest, layout_projects
+from setuptools_ghcr.serve.callers import ANONYMOUS
+from setuptools_ghcr.serve.index_cache import IndexCache
 from setuptools_ghcr.serve.pages import SIMPLE_JSON
+from setuptools_ghcr.serve.projects import ProjectReader, Source
 from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
 PIP_ACCEPT = (
@@ -121,14 +127,14 @@ class FakeStore:
 
     # -- helpers for tests ---------------------------------------------------------------------
 
-    def publish(self, dists: Iterable[Distribution]) -> None:
+    def publish(self, dists: Iterable[Distribution], created: str = CREATED) -> None:
         by_version: dict[Version, list[Descriptor]] = {}
         for dist in dists:
             self.blobs[dist.sha256] = dist.path.read_bytes()
             self.blobs[Digest.of_bytes(dist.metadata)] = dist.metadata
-            manifest = file_manifest(dist, created=CREATED)
+            manifest = file_manifest(dist, created=created)
             self.put_manifest(manifest.raw, manifest.media_type)
-            entry = index_entry(dist, manifest, created=CREATED)
+            entry = index_entry(dist, manifest, created=created)
             by_version.setdefault(dist.version, []).append(entry)
         for version, entries in by_version.items():
             index = build_index(entries, version=version)
@@ -521,3 +527,211 @@ def test_layout_projects(tmp_path: Path) -> None:
     (tmp_path / "stray-file").write_text("")
     assert layout_projects(tmp_path) == ["demo-pkg", "other"]
     assert layout_projects(tmp_path / "absent") == []
+
+
+# --- refreshes, the disk cache, and who gets a kept page --------------------------------------
+
+
+def test_a_new_version_costs_its_index_only(
+    app: IndexApp, stores: FakeStores, clock: Clock, demo: list[Distribution], tmp_path: Path
+) -> None:
+    store = stores.open("demo-pkg")
+    call(app, "/simple/demo-pkg/", accept=PIP_ACCEPT)
+    store.calls.clear()
+    store.publish([read_distribution(make_wheel(tmp_path, "demo-pkg", "3.0"))])
+    clock.now += 31
+    page = call(app, "/simple/demo-pkg/", accept=PIP_ACCEPT).json()
+    assert page["versions"] == ["1.0", "2.0", "3.0"]
+    # The old versions were published long ago: their checks are not due.
+    assert store.calls == ["list_tags", "get_manifest 3.0"]
+
+
+def test_a_restarted_service_reads_no_index_it_has_on_disk(
+    stores: FakeStores, demo: list[Distribution], tmp_path: Path
+) -> None:
+    disk = IndexCache(tmp_path / "cache")
+    first = IndexApp(stores, disk=disk)
+    try:
+        before = call(first, "/simple/demo-pkg/", accept=PIP_ACCEPT).json()
+    finally:
+        first.close()
+    store = stores.open("demo-pkg")
+    store.calls.clear()
+    second = IndexApp(stores, disk=IndexCache(tmp_path / "cache"))
+    try:
+        assert call(second, "/simple/demo-pkg/", accept=PIP_ACCEPT).json() == before
+    finally:
+        second.close()
+    assert store.calls == ["list_tags"]
+
+
+def test_a_damaged_cache_entry_is_read_again(
+    stores: FakeStores, demo: list[Distribution], tmp_path: Path
+) -> None:
+    first = IndexApp(stores, disk=IndexCache(tmp_path / "cache"))
+    try:
+        before = call(first, "/simple/demo-pkg/", accept=PIP_ACCEPT).json()
+    finally:
+        first.close()
+    store = stores.open("demo-pkg")
+    entry = tmp_path / "cache" / "blobs" / "sha256" / store.tags["2.0"].hex
+    entry.write_bytes(entry.read_bytes().replace(b"demo", b"evil"))
+    store.calls.clear()
+    second = IndexApp(stores, disk=IndexCache(tmp_path / "cache"))
+    try:
+        assert call(second, "/simple/demo-pkg/", accept=PIP_ACCEPT).json() == before
+    finally:
+        second.close()
+    assert store.calls == ["list_tags", "get_manifest 2.0"]
+
+
+def _reader_source(stores: FakeStores, caller: str) -> Source:
+    return Source("fake-target", caller, stores)
+
+
+def test_recent_versions_are_checked_again_and_old_ones_later(
+    stores: FakeStores, clock: Clock, tmp_path: Path
+) -> None:
+    wall = [time.time()]
+    reader = ProjectReader(cache_ttl=30, clock=clock, wall_clock=lambda: wall[0])
+    store = stores.open("demo-pkg")
+    old = read_distribution(make_wheel(tmp_path, "demo-pkg", "1.0"))
+    store.publish([old])  # uploaded at CREATED, long ago
+    now = datetime.datetime.fromtimestamp(wall[0], datetime.timezone.utc)
+    fresh_time = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    (tmp_path / "b").mkdir()
+    fresh = read_distribution(make_wheel(tmp_path / "b", "demo-pkg", "2.0"))
+    store.publish([fresh], created=fresh_time)
+    (tmp_path / "c").mkdir()
+    source = _reader_source(stores, "alice")
+    try:
+        reader.project(source, canonicalize_name("demo-pkg"))
+        # A second wheel lands in the fresh version (a matrix build) and in the old one.
+        late = read_distribution(make_wheel(tmp_path / "c", "demo-pkg", "2.0", tag="py2-none-any"))
+        store.publish([fresh, late], created=fresh_time)
+        older = read_distribution(make_wheel(tmp_path / "c", "demo-pkg", "1.0", tag="py2-none-any"))
+        store.publish([old, older])
+        store.calls.clear()
+        clock.now += 31
+        wall[0] += 31
+        project = reader.project(source, canonicalize_name("demo-pkg"))
+        assert project is not None
+        assert sorted(store.calls) == ["get_manifest 2.0", "list_tags"]
+        files = {name for _, name in project.files}
+        assert late.filename in files and older.filename not in files
+        # An hour later even the old version has been checked again.
+        clock.now += 3600
+        wall[0] += 3600
+        project = reader.project(source, canonicalize_name("demo-pkg"))
+        assert project is not None
+        assert older.filename in {name for _, name in project.files}
+    finally:
+        reader.close()
+
+
+class _Refusing:
+    """The stores of a caller the registry refuses."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def open(self, project: str) -> FakeStore:
+        self.calls += 1
+        store = FakeStore(project)
+        store.fail = AuthenticationError("refused", status=401)
+        return store
+
+
+def test_a_kept_page_goes_only_to_callers_who_proved_access(
+    stores: FakeStores, clock: Clock, demo: list[Distribution]
+) -> None:
+    reader = ProjectReader(cache_ttl=30, clock=clock)
+    name = canonicalize_name("demo-pkg")
+    try:
+        assert reader.project(_reader_source(stores, "alice"), name) is not None
+        refusing = _Refusing()
+        with pytest.raises(AuthenticationError):
+            reader.project(Source("fake-target", "bob", refusing), name)
+        with pytest.raises(AuthenticationError):
+            reader.project(Source("fake-target", ANONYMOUS, refusing), name)
+        assert refusing.calls == 2
+        # Nor the files of the kept page.
+        with pytest.raises(AuthenticationError):
+            reader.find_file(Source("fake-target", "bob", refusing), "demo-pkg", "2.0", "x.whl")
+        # bob proves access with a request of his own: from then on, the kept page is his.
+        store = stores.open("demo-pkg")
+        store.calls.clear()
+        assert reader.project(_reader_source(stores, "bob"), name) is not None
+        assert store.calls == ["list_tags"]
+        assert reader.project(_reader_source(stores, "bob"), name) is not None
+        assert store.calls == ["list_tags"]
+    finally:
+        reader.close()
+
+
+def _fallback_app(stores: FakeStores) -> IndexApp:
+    return IndexApp(stores, fallback_index="https://pypi.example.org/simple")
+
+
+def test_a_project_the_target_does_not_hold_redirects_to_the_fallback(
+    stores: FakeStores, demo: list[Distribution]
+) -> None:
+    app = _fallback_app(stores)
+    try:
+        response = call(app, "/simple/requests/")
+        assert response.code == 302
+        assert response.headers["location"] == "https://pypi.example.org/simple/requests/"
+        assert call(app, "/simple/demo-pkg/").code == 200
+    finally:
+        app.close()
+
+
+def test_refusals_and_failures_never_redirect_to_the_fallback(
+    stores: FakeStores, demo: list[Distribution]
+) -> None:
+    app = _fallback_app(stores)
+    try:
+        stores.open("private-pkg").fail = AuthenticationError("denied", status=403)
+        response = call(app, "/simple/private-pkg/")
+        assert response.code == 401
+        assert response.headers["www-authenticate"].startswith("Basic ")
+        stores.open("broken-pkg").fail = RegistryError("answered 503", status=503)
+        assert call(app, "/simple/broken-pkg/").code == 502
+        # Tags that are not versions still make the name the target's: an empty page.
+        stores.open("odd-pkg").tags["latest"] = Digest.of_bytes(b"x")
+        response = call(app, "/simple/odd-pkg/", accept=PIP_ACCEPT)
+        assert response.code == 200
+        assert response.json()["files"] == []
+    finally:
+        app.close()
+
+
+def test_a_post_handler_takes_the_upload_paths(
+    stores: FakeStores, demo: list[Distribution]
+) -> None:
+    seen: list[PostRequest] = []
+
+    def handler(request: PostRequest) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        seen.append(request)
+        request.forget("demo-pkg")
+        return "200 OK", [], [b"ok\n"]
+
+    app = IndexApp(stores, post=handler)
+    try:
+        for path in ("/", "/legacy/"):
+            assert call(app, path, method="POST").code == 200
+        assert [request.rest for request in seen] == [("",), ("legacy", "")]
+        assert seen[0].view.caller.anonymous
+        assert call(app, "/simple/", method="POST").code == 405
+    finally:
+        app.close()
+
+
+def test_health_reads_no_target(stores: FakeStores) -> None:
+    app = IndexApp(stores)
+    try:
+        response = call(app, "/health")
+        assert response.code == 200 and response.body == b"ok\n"
+        assert stores.stores == {}
+    finally:
+        app.close()
