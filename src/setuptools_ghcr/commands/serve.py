@@ -132,6 +132,7 @@ def _fixed_target(args: argparse.Namespace, context: Context) -> StoreFactory | 
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr import serve
+    from setuptools_ghcr.config import insecure_registries
     from setuptools_ghcr.serve.app import make_app
     from setuptools_ghcr.serve.projects import DEFAULT_CACHE_TTL
     from setuptools_ghcr.serve.server import make_server
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         cache_dir=settings.cache_dir,
         environ=context.environ,
         uploads=uploads,
+        insecure=insecure_registries(args.insecure_registries, context.environ),
     )
     try:
         try:

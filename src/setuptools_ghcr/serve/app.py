@@ -432,17 +432,20 @@ def make_app(
     cache_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
     uploads: Uploads | None = None,
+    insecure: Iterable[str] = (),
 ) -> IndexApp:
     """The index service: ``factory``'s target at ``/`` (None: none), and pass-through
-    routes to ``registries``, read with each caller's own credentials; with ``uploads``,
-    each mount takes uploads too (as the caller)."""
+    routes to ``registries``, read with each caller's own credentials (over plain http for
+    loopback registries and those in ``insecure``); with ``uploads``, each mount takes
+    uploads too (as the caller)."""
     lister: ProjectLister | None = None
     target: Target | None = None
     if factory is not None:
         target = factory.target
         lister = _lister(factory)
     registries = tuple(registries)
-    pool = ClientPool(_client_maker(environ or {})) if registries or factory else None
+    maker = _client_maker(environ or {}, frozenset(host.lower() for host in insecure))
+    pool = ClientPool(maker) if registries or factory else None
     return IndexApp(
         factory,
         target=target,
@@ -484,7 +487,7 @@ def _lister(factory: StoreFactory) -> ProjectLister:
     return lister
 
 
-def _client_maker(environ: Mapping[str, str]) -> ClientMaker:
+def _client_maker(environ: Mapping[str, str], insecure: frozenset[str]) -> ClientMaker:
     """Makes a caller's registry client: its credentials only, refusals answered, not
     retried anonymously (the caller is told, and its keyring or prompt can step in)."""
     from setuptools_ghcr.storage.factory import registry_limits
@@ -495,7 +498,7 @@ def _client_maker(environ: Mapping[str, str]) -> ClientMaker:
     def make(host: str, credentials: Credentials | None) -> RegistryClient:
         return RegistryClient(
             host,
-            RegistryTarget(host, "").scheme,
+            RegistryTarget(host, "", insecure=host in insecure).scheme,
             credentials,
             timeout=timeout,
             retries=retries,
