@@ -268,12 +268,12 @@ def test_a_bearer_token_is_presented_to_the_registry(team: Team) -> None:
     _refused(*_get(page_url, bearer=useless), team)
 
 
-def test_a_token_alone_in_the_user_name_is_read_as_the_token(team: Team) -> None:
-    # https://TOKEN@host/: a token sent as the user name, with no password.
-    status, _, _ = _get(team.index("private") + "acme-lib/", user=(team.registry.users["bob"], ""))
-    # The token server wants a known user name, so this token is refused: but as the
-    # caller's credentials (401), never read anonymously or as the server's.
-    assert status == 401
+def test_unusable_credentials_are_no_credentials(team: Team) -> None:
+    # A blank password: read as an anonymous caller, refused a private namespace (never read
+    # with anything the server has).
+    page_url = team.index("private") + "acme-lib/"
+    _refused(*_get(page_url, user=(team.registry.users["bob"], "")), team)
+    assert _get(team.index("public") + "pub-lib/", user=("bob", ""))[0] == 200
 
 
 def test_an_unlisted_registry_is_refused_without_a_connection(team: Team) -> None:

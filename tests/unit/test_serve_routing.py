@@ -10,13 +10,7 @@ import pytest
 from setuptools_ghcr.core.targets import RegistryTarget, parse_target
 from setuptools_ghcr.errors import ConfigError, InvalidReferenceError
 from setuptools_ghcr.serve.access import AccessLedger
-from setuptools_ghcr.serve.callers import (
-    ANONYMOUS,
-    BadCredentialsError,
-    Caller,
-    ClientPool,
-    caller_of,
-)
+from setuptools_ghcr.serve.callers import ANONYMOUS, Caller, ClientPool, caller_of
 from setuptools_ghcr.serve.hosts import HostPolicy, split_host
 from setuptools_ghcr.serve.routes import Router, parse_registry_host
 from setuptools_ghcr.serve.server import escape_log
@@ -112,7 +106,7 @@ def test_bad_registry_hosts(text: str) -> None:
         parse_registry_host(text)
 
 
-def _basic(pair: str) -> dict[str, object]:
+def _basic(pair: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
@@ -121,13 +115,12 @@ def test_callers_are_read_from_the_authorization_header() -> None:
     alice = caller_of(_basic("alice:tok-1"), SECRET)
     assert alice.credentials == Credentials("alice", "tok-1")
     assert not alice.credentials.bearer
-    # A token alone in the user name, as in https://TOKEN@host/.
-    token_only = caller_of(_basic("tok-2:"), SECRET)
-    assert token_only.credentials == Credentials("token", "tok-2")
     bearer = caller_of({"HTTP_AUTHORIZATION": "Bearer abc.def"}, SECRET)
     assert bearer.credentials is not None and bearer.credentials.bearer
     assert bearer.credentials.authorization() == "Bearer abc.def"
-    assert caller_of(_basic(":"), SECRET).anonymous
+    # Unusable credentials are no credentials: the caller is anonymous.
+    assert caller_of(_basic("tok-2:"), SECRET).anonymous
+    assert caller_of({"HTTP_AUTHORIZATION": "Digest abc"}, SECRET).anonymous
 
 
 def test_caller_keys_tell_credentials_apart_and_hide_them() -> None:
@@ -140,14 +133,6 @@ def test_caller_keys_tell_credentials_apart_and_hide_them() -> None:
     # Another process (another secret) gives other keys.
     assert caller_of(_basic("alice:tok-1"), b"x" * 32).key not in keys
     assert "tok-1" not in repr(caller_of(_basic("alice:tok-1"), SECRET))
-
-
-@pytest.mark.parametrize(
-    "header", ["Digest abc", "Basic !!!", "Basic " + base64.b64encode(b"\xff:x").decode(), "Bearer"]
-)
-def test_unreadable_credentials(header: str) -> None:
-    with pytest.raises(BadCredentialsError):
-        caller_of({"HTTP_AUTHORIZATION": header}, SECRET)
 
 
 class _Client:

@@ -42,7 +42,6 @@ from setuptools_ghcr.errors import (
     NotFoundError,
 )
 from setuptools_ghcr.serve.callers import (
-    BadCredentialsError,
     Caller,
     ClientMaker,
     ClientPool,
@@ -130,7 +129,8 @@ class IndexApp:
     ``stores`` opens the fixed target's stores with the server's credentials (None: no
     fixed target, only pass-through routes); ``list_projects`` feeds its ``/simple/`` and
     may raise (the list is then empty). ``registries`` are the hosts of pass-through
-    routes, read through ``pool``'s per-caller clients.
+    routes, read through ``pool``'s per-caller clients. ``post`` (or ``uploads``, the
+    upload API) answers ``POST`` to each mount's upload paths.
     """
 
     def __init__(
@@ -148,6 +148,7 @@ class IndexApp:
         fallback_index: str | None = None,
         disk: IndexCache | None = None,
         post: PostHandler | None = None,
+        uploads: Uploads | None = None,
     ) -> None:
         fixed = None if stores is None else FixedTarget(target, stores, list_projects)
         self.router = Router(target, registries, has_fixed=fixed is not None)
@@ -161,7 +162,8 @@ class IndexApp:
         self._lists: dict[str, tuple[float, tuple[str, ...]]] = {}
         self.hosts = hosts if hosts is not None else HostPolicy()
         self._fallback = fallback_index.rstrip("/") + "/" if fallback_index else None
-        self._post = post
+        # ``uploads`` is the upload API's handler: the one to plug in unless another is.
+        self._post = post if post is not None or uploads is None else _upload_handler(uploads)
         self._secret = new_secret()
 
     def close(self) -> None:
@@ -219,10 +221,7 @@ class IndexApp:
                     "404 Not Found", f"this index does not serve the registry {unlisted[:100]}"
                 )
             raise HTTPError("404 Not Found", "not found")
-        try:
-            caller = caller_of(environ, self._secret)
-        except BadCredentialsError as error:
-            raise HTTPError("400 Bad Request", str(error)) from None
+        caller = caller_of(environ, self._secret)
         if method == "POST" and self._post is not None and route.rest in _UPLOAD_PATHS:
             view = self._views.view(route.mount, caller)
             return self._post(PostRequest(environ, view, route.rest, self._forgetter(view)))
@@ -457,7 +456,7 @@ def make_app(
         hosts=hosts,
         fallback_index=fallback_index,
         disk=IndexCache(cache_dir) if cache_dir is not None else None,
-        post=None if uploads is None else _upload_handler(uploads),
+        uploads=uploads,
     )
 
 

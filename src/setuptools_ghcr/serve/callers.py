@@ -1,9 +1,9 @@
 """Who is asking: the caller's own credentials, and a registry client per caller.
 
-pip, uv and poetry send Basic credentials (``user:token``; a token alone in the user name
-is read as the token); CI tools may send ``Authorization: Bearer``. Either is used only for
-the registry's own challenge flow, on that caller's behalf: never logged, never written
-anywhere, held in memory only by the caller's registry client, which goes once idle.
+pip, uv and poetry send Basic credentials (``user:token``; ``__token__`` as the user name
+means "a token, no user name"); CI tools may send ``Authorization: Bearer``. Either is used
+only for the registry's own challenge flow, on that caller's behalf: never logged, never
+written anywhere, held in memory only by the caller's registry client, which goes once idle.
 
 Each caller is known by a key: an HMAC of the credentials under a secret made at start-up,
 so that the key says nothing of the secret and cannot be guessed from outside the process.
@@ -13,8 +13,6 @@ tokens its credentials bought (each client holds its own).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -22,16 +20,19 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from setuptools_ghcr.errors import GhcrError
+from setuptools_ghcr.serve.upload_auth import caller_credentials
 from setuptools_ghcr.storage.registry.client import RegistryClient
 from setuptools_ghcr.storage.registry.credentials import Credentials
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 __all__ = [
     "ANONYMOUS",
-    "BadCredentialsError",
     "Caller",
     "ClientMaker",
     "ClientPool",
@@ -47,12 +48,6 @@ ANONYMOUS = "anonymous"
 MAX_CLIENTS = 256
 #: Seconds a caller's client is kept unused before it goes, credentials and tokens with it.
 CLIENT_IDLE = 300.0
-#: Longest ``Authorization`` value read; anything longer is not a credential we can use.
-MAX_AUTHORIZATION = 8192
-
-
-class BadCredentialsError(GhcrError):
-    """An ``Authorization`` header that cannot be read as Basic or Bearer credentials."""
 
 
 @dataclass(frozen=True)
@@ -67,40 +62,13 @@ class Caller:
         return self.credentials is None
 
 
-def caller_of(environ: Mapping[str, object], secret: bytes) -> Caller:
-    """The caller of a WSGI request, from its ``Authorization`` header."""
-    header = str(environ.get("HTTP_AUTHORIZATION", "") or "").strip()
-    if not header:
-        return Caller(None)
-    if len(header) > MAX_AUTHORIZATION:
-        raise BadCredentialsError("the Authorization header is too long")
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    credentials: Credentials | None
-    if scheme.lower() == "bearer" and value:
-        credentials = Credentials.bearer_token(value, "the caller's bearer token")
-    elif scheme.lower() == "basic" and value:
-        credentials = _basic(value)
-    else:
-        raise BadCredentialsError("send Basic credentials or a Bearer token")
+def caller_of(environ: WSGIEnvironment, secret: bytes) -> Caller:
+    """The caller of a WSGI request, from its ``Authorization`` header (read as uploads read
+    it, see ``serve.upload_auth``: anything unusable counts as no credentials)."""
+    credentials = caller_credentials(environ)
     if credentials is None:
         return Caller(None)
     return Caller(credentials, _key(credentials, secret))
-
-
-def _basic(value: str) -> Credentials | None:
-    try:
-        pair = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise BadCredentialsError("the Basic credentials are not base64 of user:password") from None
-    username, _, password = pair.partition(":")
-    if not password:
-        if not username:
-            return None  # "Basic Og==" (an empty pair) is no credential at all
-        # https://TOKEN@host/: the token in the user name, as for many package indexes.
-        username, password = "token", username
-    # Registries that ignore the user name (ghcr.io) still want one.
-    return Credentials(username or "token", password, "the caller's credentials")
 
 
 def _key(credentials: Credentials, secret: bytes) -> str:
