@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from setuptools_ghcr.core.dependencies import ProjectPatterns
 from setuptools_ghcr.core.targets import (
     LayoutTarget,
     RegistryTarget,
@@ -26,6 +27,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = [
     "INSECURE_ENV",
     "REGISTRY_ENV",
+    "INTERNAL_PROJECTS_ENV",
     "REPOSITORY_ENV",
     "Settings",
     "TargetChoice",
@@ -33,6 +35,7 @@ __all__ = [
     "default_source",
     "default_target",
     "insecure_registries",
+    "internal_projects",
     "load_settings",
     "parse_settings",
     "resolve_target",
@@ -45,6 +48,7 @@ REPOSITORY_ENV = "SETUPTOOLS_GHCR_REPOSITORY"
 REGISTRY_ENV = "SETUPTOOLS_GHCR_REGISTRY"
 #: Comma-separated registry hosts spoken to over plain http (``--insecure-registry``).
 INSECURE_ENV = "SETUPTOOLS_GHCR_INSECURE_REGISTRIES"
+INTERNAL_PROJECTS_ENV = "SETUPTOOLS_GHCR_INTERNAL_PROJECTS"
 _RESERVED_PREFIXES = ("com.pyoci.", "io.github.setuptools-ghcr.")
 
 
@@ -57,6 +61,8 @@ class Settings:
     skip_existing: bool = False
     annotations: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    #: Projects that must come from the target, never from another index (name patterns).
+    internal_projects: ProjectPatterns = field(default_factory=ProjectPatterns)
     #: The folder the settings were read from; relative ``oci:`` paths are taken from there.
     base: Path | None = None
 
@@ -71,7 +77,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], key: str, expected: str) 
 
 def parse_settings(table: Mapping[str, Any], *, base: Path | None = None) -> Settings:
     """Validate the table; an unknown key or a wrong type is an error that names it."""
-    known = {"repository", "source", "skip-existing", "annotations", "tags"}
+    known = {"repository", "source", "skip-existing", "annotations", "tags", "internal-projects"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(
@@ -104,12 +110,17 @@ def parse_settings(table: Mapping[str, Any], *, base: Path | None = None) -> Set
         problem = extra_tag_problem(tag)
         if problem:
             raise ConfigError(f"[{TABLE}] tags: {problem}")
+    internal = table.get("internal-projects", [])
+    _expect(internal, list, "internal-projects", "a list of project name patterns")
+    for pattern in internal:
+        _expect(pattern, str, "internal-projects[]", "a string such as 'acme-*'")
     return Settings(
         repository=repository,
         source=source,
         skip_existing=skip,
         annotations=dict(annotations),
         tags=tuple(tags),
+        internal_projects=ProjectPatterns.parse(internal, f"[{TABLE}] internal-projects"),
         base=base,
     )
 
@@ -141,6 +152,23 @@ def default_source(environ: Mapping[str, str]) -> str | None:
     if environ.get("GITHUB_ACTIONS") == "true" and server and repository:
         return f"{server.rstrip('/')}/{repository}"
     return None
+
+
+def internal_projects(
+    settings: Settings, environ: Mapping[str, str], given: Sequence[str] = ()
+) -> ProjectPatterns:
+    """Every pattern of projects that must come from the target: the config's, the
+    environment's (comma-separated) and those given on the command line, together.
+
+    Each source can only add names, so a checkout's config can make an install stricter,
+    never looser.
+    """
+    from_env = [part for part in environ.get(INTERNAL_PROJECTS_ENV, "").split(",") if part.strip()]
+    return (
+        settings.internal_projects
+        | ProjectPatterns.parse(from_env, INTERNAL_PROJECTS_ENV)
+        | ProjectPatterns.parse(given, "--internal-project")
+    )
 
 
 def insecure_registries(given: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:

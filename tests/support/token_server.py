@@ -3,6 +3,10 @@
 A real ``docker-registry`` configured with ``auth: token`` trusts the self-signed certificate
 written by :meth:`TokenServer.write_certificate`; the JWTs carry it in their ``x5c`` header.
 Anonymous callers get ``pull`` only; the known user with the right password gets what it
+        reader = self._readers.get(username)
+        if reader is not None:
+            # A reader is not the known user: right password means "anonymous, plus its own".
+            return (username, None) if password == reader[0] else (username, False)
 asks for among ``pull`` and ``push``; a wrong password gets 401. Every request is recorded so
 that tests can check which scopes were asked for, and with which credentials.
 
@@ -98,6 +102,9 @@ class TokenServer:
         self._lock = threading.Lock()
         self._requests: list[TokenRequest] = []
         self._loopback = Loopback(self._handler_class(), "token-server", start=False)
+        #: Repositories that anonymous callers may not pull (a private package on ghcr.io).
+        self.private: set[str] = set()
+        self._readers: dict[str, tuple[str, frozenset[str]]] = {}
 
     @property
     def port(self) -> int:
@@ -148,6 +155,20 @@ class TokenServer:
         headers = {"x5c": [base64.b64encode(der).decode("ascii")]}
         return jwt.encode(claims, self._key, algorithm="ES256", headers=headers)
 
+    def add_reader(self, username: str, password: str, repositories: set[str]) -> None:
+        """A user (a CI token, say) who may pull ``repositories`` and nothing else."""
+        with self._lock:
+            self._readers[username] = (password, frozenset(repositories))
+
+    def _denied(self, scopes: tuple[str, ...], username: str | None, valid: bool | None) -> bool:
+        """Whether a request asks for a repository its caller may not read."""
+        names = {scope.split(":")[1] for scope in scopes if scope.startswith("repository:")}
+        if valid:
+            return False
+        if username in self._readers:
+            return bool(names - self._readers[username][1])
+        return bool(names & self.private)
+
     def _grant(self, scopes: tuple[str, ...], user: str | None) -> list[dict[str, object]]:
         access: list[dict[str, object]] = []
         for scope in scopes:
@@ -174,6 +195,10 @@ class TokenServer:
         except (binascii.Error, UnicodeDecodeError):
             return None, False
         username, _, password = decoded.partition(":")
+        reader = self._readers.get(username)
+        if reader is not None:
+            # A reader is not the known user: right password means "anonymous, plus its own".
+            return (username, None) if password == reader[0] else (username, False)
         if username not in self.users:
             return username, self.any_username and password == self.password
         return username, password == self.users[username]
@@ -199,6 +224,11 @@ class TokenServer:
                 if valid is False:
                     server._record(TokenRequest(scopes, service, username, False, 401))
                     self._answer(401, {"details": "incorrect username or password"}, basic=True)
+                    return
+                if server._denied(scopes, username, valid):
+                    server._record(TokenRequest(scopes, service, username, False, 403))
+                    denied = {"code": "DENIED", "message": "requested access is denied"}
+                    self._answer(403, {"errors": [denied]})
                     return
                 authenticated = bool(valid)
                 user = username if authenticated else None

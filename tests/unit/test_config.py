@@ -93,7 +93,10 @@ def test_wrong_types_name_the_key(table: dict[str, Any], named: str) -> None:
 def test_unknown_keys_are_named(table: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=f"unknown key {named}") as caught:
         parse_settings(table)
-    assert "known keys: annotations, repository, skip-existing, source, tags" in str(caught.value)
+    assert (
+        "known keys: annotations, internal-projects, repository, skip-existing, source, tags"
+        in str(caught.value)
+    )
 
 
 @pytest.mark.parametrize(

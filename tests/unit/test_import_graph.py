@@ -46,6 +46,7 @@ CORE: dict[str, frozenset[str]] = {
     "core.dists": frozenset({"errors", "core.oci"}),
     "core.wire_format": frozenset({"core.dists", "errors", "core.oci"}),
     "core.selection": frozenset({"errors"}),
+    "core.dependencies": frozenset({"errors"}),
 }
 #: Third-party modules the pure core may import at all.
 CORE_THIRD_PARTY = frozenset({"packaging"})

@@ -38,6 +38,16 @@ def add_resolve_arguments(parser: argparse.ArgumentParser, *, target_options: bo
         help="':all:' never picks an sdist",
     )
     parser.add_argument(
+        "--internal-project",
+        dest="internal_projects",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a project (name pattern such as 'acme-*') that must come from the target, never "
+        "from another index, even when it cannot be read there (repeatable; adds to "
+        "[tool.setuptools-ghcr] internal-projects and $SETUPTOOLS_GHCR_INTERNAL_PROJECTS)",
+    )
+    parser.add_argument(
         "--no-cache-dir",
         action="store_true",
         help="do not read or fill the download cache ($SETUPTOOLS_GHCR_CACHE_DIR)",
@@ -60,7 +70,8 @@ def add_resolve_arguments(parser: argparse.ArgumentParser, *, target_options: bo
     )
 
 
-def resolve_options(args: argparse.Namespace) -> ResolveOptions:
+def resolve_options(args: argparse.Namespace, context: Context) -> ResolveOptions:
+    from setuptools_ghcr.config import internal_projects, load_settings
     from setuptools_ghcr.core.selection import TargetEnvironment
     from setuptools_ghcr.usecases.resolve import ResolveOptions
 
@@ -75,6 +86,9 @@ def resolve_options(args: argparse.Namespace) -> ResolveOptions:
         deps=not args.no_deps,
         only_binary=args.only_binary == ":all:",
         environment=environment,
+        internal_projects=internal_projects(
+            load_settings(context.cwd / "pyproject.toml"), context.environ, args.internal_projects
+        ),
     )
 
 
@@ -105,7 +119,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.progress import transfer_progress
     from setuptools_ghcr.usecases.resolve import download
 
-    options = resolve_options(args)
+    options = resolve_options(args, context)
     with (
         context.factory(args) as stores,
         open_cache(args, context) as cache,

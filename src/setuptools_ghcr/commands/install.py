@@ -18,6 +18,12 @@ __all__ = ["add_arguments", "run", "split_pip_args"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_resolve_arguments(parser, target_options=False)
+    parser.add_argument(
+        "--target-only",
+        action="store_true",
+        help="take nothing from any other index: pip runs with --no-index, so a dependency "
+        "the target lacks fails the install",
+    )
     parser.usage = "%(prog)s [options] REQUIREMENT... [-- PIP_ARGS...]"
     parser.epilog = (
         "Arguments after '--' go to 'python -m pip install' unchanged, e.g. "
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
     requirements, pip_args = split_pip_args(args)
     if not requirements:
         raise InvalidReferenceError("give at least one requirement before '--'")
-    options = resolve_options(args)
+    options = resolve_options(args, context)
+    if args.target_only and "--no-index" not in pip_args:
+        pip_args = ["--no-index", *pip_args]
     with (
         context.factory(args) as stores,
         open_cache(args, context) as cache,

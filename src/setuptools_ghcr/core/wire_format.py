@@ -39,8 +39,10 @@ __all__ = [
     "file_entries",
     "file_layer",
     "file_manifest",
+    "format_names",
     "index_entry",
     "merge_index",
+    "parse_names",
     "tag_to_version",
     "version_to_tag",
 ]
@@ -65,6 +67,9 @@ SIZE = ANNOTATION_PREFIX + "size"
 REQUIRES_PYTHON = ANNOTATION_PREFIX + "requires-python"
 METADATA_DIGEST = ANNOTATION_PREFIX + "metadata-digest"
 PROJECT = ANNOTATION_PREFIX + "project"
+#: The file's dependencies that the target held when it was published (comma-separated,
+#: normalized names): they must come from the target, whoever installs the file.
+TARGET_DEPENDENCIES = ANNOTATION_PREFIX + "target-dependencies"
 
 #: ghcr.io shows at most this many characters of these annotations.
 DESCRIPTION_LIMIT = 512
@@ -135,6 +140,7 @@ def file_manifest(
     created: str,
     source: str | None = None,
     extra: Mapping[str, str] | None = None,
+    target_dependencies: Iterable[str] = (),
 ) -> Manifest:
     """The image manifest of one distribution file.
 
@@ -154,6 +160,9 @@ def file_manifest(
         annotations[OCI_DESCRIPTION] = _truncate(dist.fields.summary, DESCRIPTION_LIMIT)
     if dist.fields.license and len(dist.fields.license) <= LICENSES_LIMIT:
         annotations[OCI_LICENSES] = dist.fields.license
+    recorded = format_names(target_dependencies)
+    if recorded:
+        annotations[TARGET_DEPENDENCIES] = recorded
     return Manifest.build(
         config=metadata_descriptor(dist),
         layers=(file_layer(dist),),
@@ -171,7 +180,10 @@ def _platform_of(filename: str, project: str, version: Version) -> Platform:
 
 
 def index_entry(dist: Distribution, manifest: Manifest, *, created: str) -> Descriptor:
-    """The index descriptor of a file's manifest, with what a resolver needs from it."""
+    """The index descriptor of a file's manifest, with what a resolver needs from it.
+
+    The dependencies recorded as living in the target are copied from the manifest.
+    """
     annotations = {
         PYOCI_SHA256: dist.sha256.hex,
         OCI_CREATED: created,
@@ -181,6 +193,9 @@ def index_entry(dist: Distribution, manifest: Manifest, *, created: str) -> Desc
     }
     if dist.requires_python:
         annotations[REQUIRES_PYTHON] = dist.requires_python
+    recorded = manifest.annotations.get(TARGET_DEPENDENCIES)
+    if recorded:
+        annotations[TARGET_DEPENDENCIES] = recorded
     # No artifactType on the entry: skopeo before 1.15 drops it when it re-encodes an index,
     # and then refuses `copy --preserve-digests`; the manifest itself carries it.
     return Descriptor(
@@ -232,6 +247,18 @@ def merge_index(existing: Index | None, new: Iterable[Descriptor], *, version: V
     return build_index([*old, *new], version=version, annotations=annotations)
 
 
+def format_names(names: Iterable[str]) -> str:
+    """Project names as one annotation value: normalized, sorted, comma-separated."""
+    return ",".join(sorted({canonicalize_name(name) for name in names}))
+
+
+def parse_names(value: str | None) -> frozenset[NormalizedName]:
+    """The project names of an annotation written by :func:`format_names` (or by hand)."""
+    if not value:
+        return frozenset()
+    return frozenset(canonicalize_name(part.strip()) for part in value.split(",") if part.strip())
+
+
 def entry_filename(entry: Descriptor) -> str | None:
     """The file name an index entry stands for, as written (unvalidated)."""
     name = entry.annotations.get(FILENAME)
@@ -253,6 +280,8 @@ class FileEntry:
     requires_python: str | None
     metadata: Descriptor | None
     upload_time: str | None
+    #: Dependencies the publisher recorded as living in the target (never from elsewhere).
+    target_dependencies: frozenset[NormalizedName] = frozenset()
 
 
 def _safe_filename(name: str) -> bool:
@@ -301,6 +330,7 @@ def _entry(descriptor: Descriptor, project: NormalizedName, version: Version) ->
         requires_python=notes.get(REQUIRES_PYTHON) or None,
         metadata=metadata,
         upload_time=notes.get(OCI_CREATED) or None,
+        target_dependencies=parse_names(notes.get(TARGET_DEPENDENCIES)),
     )
 
 

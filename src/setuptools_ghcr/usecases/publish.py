@@ -21,6 +21,7 @@ from typing import Literal
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from setuptools_ghcr.core.dependencies import ProjectPatterns, dependency_names
 from setuptools_ghcr.core.dists import Distribution, ScannedDistribution
 from setuptools_ghcr.core.oci import Descriptor, Digest, Index
 from setuptools_ghcr.core.wire_format import (
@@ -52,6 +53,7 @@ from setuptools_ghcr.storage.store import (
     ProgressFactory,
     Store,
 )
+from setuptools_ghcr.usecases.dependencies import held_dependencies
 from setuptools_ghcr.usecases.versions import read_index
 
 __all__ = ["FileResult", "PushOptions", "publish"]
@@ -90,6 +92,8 @@ class PushOptions:
     stream_from: int = STREAM_FROM
     #: How the face that publishes spells "skip existing files", for the conflict error.
     skip_advice: str = "pass --skip-existing"
+    #: Projects that live in the target whatever it answers (recorded as such when required).
+    internal_projects: ProjectPatterns = field(default_factory=ProjectPatterns)
 
 
 @dataclass(frozen=True)
@@ -228,8 +232,13 @@ def _push_file(
     options: PushOptions,
     created: str,
     progress: ProgressFactory | None,
+    *,
+    held: set[NormalizedName],
 ) -> tuple[Distribution, Descriptor]:
-    """Upload one file's blobs and manifest; returns the file, hashed, and its index entry."""
+    """Upload one file's blobs and manifest; returns the file, hashed, and its index entry.
+
+    The manifest records which of the file's dependencies are ``held`` in the target.
+    """
     callback = progress(local.filename, local.size) if progress is not None else None
     if isinstance(local, ScannedDistribution):
         dist = _stream_layer(store, local, callback)
@@ -245,7 +254,15 @@ def _push_file(
     if not store.blob_exists(config.descriptor.digest):
         store.push_blob(config)
     manifest = file_manifest(
-        dist, created=created, source=options.source, extra=options.annotations
+        dist,
+        created=created,
+        source=options.source,
+        extra=options.annotations,
+        target_dependencies=[
+            name
+            for name in dependency_names(dist.fields.requires_dist, dist.project)
+            if name in held
+        ],
     )
     for attempt in range(MANIFEST_ATTEMPTS):
         try:
@@ -345,9 +362,18 @@ def publish(
         for plan in group_plans
         if plan.status == "uploaded"
     ]
+    held = held_dependencies(
+        open_store,
+        [(dist.project, dist.fields) for _project, dist in uploads],
+        options.internal_projects,
+        published=list(stores),
+        workers=options.workers,
+    )
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         pushed = pool.map(
-            lambda item: _push_file(stores[item[0]], item[1], options, created, progress),
+            lambda item: _push_file(
+                stores[item[0]], item[1], options, created, progress, held=held
+            ),
             uploads,
         )
         done = {dist.filename: (dist, entry) for dist, entry in pushed}

@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from setuptools_ghcr.config import Settings, choose_target, default_source
+from setuptools_ghcr.config import Settings, choose_target, default_source, internal_projects
 from setuptools_ghcr.core.dists import parse_filename, scan_distribution
 from setuptools_ghcr.core.targets import Target
 from setuptools_ghcr.errors import GhcrError
@@ -68,6 +68,7 @@ def push_options(
         extra_tags=tuple(dict.fromkeys([*settings.tags, *extra_tags])),
         skip_existing=settings.skip_existing if skip_existing is None else skip_existing,
         skip_advice=f"give {skip_option} (or set skip-existing = true in [tool.setuptools-ghcr])",
+        internal_projects=internal_projects(settings, environ),
     )
 
 

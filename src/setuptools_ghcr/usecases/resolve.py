@@ -23,6 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from setuptools_ghcr.core.dependencies import ProjectPatterns
 from setuptools_ghcr.core.dists import (
     MAX_METADATA_SIZE,
     MetadataFields,
@@ -92,6 +93,8 @@ class ResolveOptions:
     deps: bool = True
     only_binary: bool = False
     environment: TargetEnvironment = field(default_factory=TargetEnvironment.current)
+    #: Projects that must come from the target, besides those the publisher recorded.
+    internal_projects: ProjectPatterns = field(default_factory=ProjectPatterns)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class Resolver:
         self._indexes: dict[tuple[NormalizedName, Version], VersionFiles | None] = {}
         self._manifests: dict[Digest, Manifest] = {}
         self._metadata: dict[tuple[NormalizedName, str], MetadataFields] = {}
+        #: Dependencies of the last resolve left to pip's indexes, and why.
+        self.left_to_pip: dict[NormalizedName, str] = {}
 
     # -- reading the target --------------------------------------------------------------------
 
@@ -186,15 +191,44 @@ class Resolver:
             self._versions[project] = list_versions(self.store(project))
         return self._versions[project]
 
-    def _in_target(self, project: NormalizedName) -> bool:
-        """Whether a dependency lives in the target (so it must come from there)."""
+    def _must_come_from_target(self, project: NormalizedName, origins: Sequence[Selected]) -> bool:
+        """Whether a publisher recorded ``project`` as living in the target, or a pattern
+        names it: then it never comes from another index, whoever runs the install."""
+        return self.options.internal_projects.matches(project) or any(
+            project in origin.entry.target_dependencies for origin in origins
+        )
+
+    def _from_target(self, project: NormalizedName, origins: Sequence[Selected]) -> bool:
+        """Whether a dependency comes from the target (False leaves it to pip, and says so).
+
+        A refusal is never read as "absent": ghcr.io answers anonymous callers alike for a
+        private package and for a name it does not have. A dependency that must come from the
+        target and cannot be read there is an error naming it.
+        """
+        must = self._must_come_from_target(project, origins)
+        required_by = ", ".join(origin.project for origin in origins) or "the request"
         try:
-            return bool(self.versions(project))
+            held = bool(self.versions(project))
         except AuthenticationError as error:
-            # ghcr.io answers "denied" rather than "unknown" for a repository it does not
-            # have when reading anonymously; one we may not read cannot come from here anyway.
-            logger.info("leaving %s to pip: %s", project, error)
+            if must:
+                raise AuthenticationError(
+                    f"{project} (required by {required_by}) must come from {self.target}, "
+                    f"which refuses to let it be read: {error}",
+                    status=error.status,
+                    codes=error.codes,
+                ) from error
+            logger.info("%s: %s", project, error)
+            self.left_to_pip[project] = "not readable there"
             return False
+        if held:
+            return True
+        if must:
+            raise NotFoundError(
+                f"{project} (required by {required_by}) must come from {self.target}, "
+                "which does not have it"
+            )
+        self.left_to_pip[project] = "not there"
+        return False
 
     def files(self, project: NormalizedName, version: Version) -> VersionFiles | None:
         key = (project, version)
@@ -328,14 +362,14 @@ class Resolver:
             if name not in roots:
                 roots.append(name)
 
+        self.left_to_pip = {}
         chosen: dict[NormalizedName, Selected] = {}
-        absent: set[NormalizedName] = set()
         rounds: dict[NormalizedName, int] = {}
         queue = deque(roots)
         while queue:
             name = queue.popleft()
             asks = [r for group in wanted.get(name, {}).values() for r in group]
-            if not asks or name in absent:
+            if not asks:
                 continue
             specifier = SpecifierSet()
             for ask in asks:
@@ -348,15 +382,18 @@ class Resolver:
                 and extras <= current.extras
             ):
                 continue
+            origins = sorted(origin for origin in wanted[name] if origin)
+            requirers = [chosen[n] for n in map(canonicalize_name, origins) if n in chosen]
+            # Asked again by a file whose publisher recorded it: it must be readable now.
+            if name in self.left_to_pip and not self._must_come_from_target(name, requirers):
+                continue
             rounds[name] = rounds.get(name, 0) + 1
             if rounds[name] > MAX_ROUNDS_PER_PROJECT:
                 raise GhcrError(
                     f"could not settle on a version of {name}: its requirements keep changing"
                 )
-            if name not in roots and not self._in_target(name):
-                absent.add(name)  # not in the target: pip resolves it from its indexes
-                continue
-            origins = sorted(origin for origin in wanted[name] if origin)
+            if name not in roots and not self._from_target(name, requirers):
+                continue  # pip resolves it from its indexes
             selected = self.choose(
                 name,
                 specifier,
@@ -375,20 +412,25 @@ class Resolver:
                 wanted.setdefault(dep_name, {}).setdefault(name, []).append(dependency)
                 queue.append(dep_name)
 
-        # Drop choices that a re-selection left without anyone asking for them.
-        reachable: set[NormalizedName] = set()
-        stack = [name for name in roots if name in chosen]
-        while stack:
-            name = stack.pop()
-            if name in reachable:
-                continue
-            reachable.add(name)
-            stack.extend(
-                dep
-                for dep in (canonicalize_name(r.name) for r in chosen[name].requires)
-                if dep in chosen
-            )
+        reachable = _reachable(roots, chosen)
+        self._report_left_to_pip(reachable, chosen)
         return [selected for name, selected in chosen.items() if name in reachable]
+
+    def _report_left_to_pip(
+        self, reachable: set[NormalizedName], chosen: dict[NormalizedName, Selected]
+    ) -> None:
+        """Name every dependency of the chosen files that pip will take from its indexes."""
+        asked = {
+            canonicalize_name(r.name)
+            for name in reachable
+            for r in chosen[name].requires
+            if not r.url
+        }
+        left = {name: why for name, why in self.left_to_pip.items() if name in asked}
+        self.left_to_pip = left
+        for why in sorted(set(left.values())):
+            names = ", ".join(sorted(name for name, reason in left.items() if reason == why))
+            logger.warning("left to pip's indexes (%s in %s): %s", why, self.target, names)
 
     # -- downloading ---------------------------------------------------------------------------
 
@@ -431,6 +473,25 @@ class Resolver:
 
     def download(self, selections: Sequence[Selected], destination: Path) -> list[Downloaded]:
         return [self.place(selected, destination) for selected in selections]
+
+
+def _reachable(
+    roots: Sequence[NormalizedName], chosen: dict[NormalizedName, Selected]
+) -> set[NormalizedName]:
+    """The chosen projects still asked for: a re-selection may leave some without a requirer."""
+    reachable: set[NormalizedName] = set()
+    stack = [name for name in roots if name in chosen]
+    while stack:
+        name = stack.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        stack.extend(
+            dep
+            for dep in (canonicalize_name(r.name) for r in chosen[name].requires)
+            if dep in chosen
+        )
+    return reachable
 
 
 def download(
