@@ -36,6 +36,7 @@ __all__ = [
     "METADATA_MEDIA_TYPE",
     "build_index",
     "extra_tag_problem",
+    "entry_key",
     "file_entries",
     "file_layer",
     "file_manifest",
@@ -216,7 +217,7 @@ def build_index(
     """
     by_name: dict[str, Descriptor] = {}
     for entry in entries:
-        by_name[_entry_key(entry)] = entry
+        by_name[entry_key(entry)] = entry
     merged = dict(annotations or {})
     merged[OCI_VERSION] = str(version)
     index = Index.build(
@@ -232,7 +233,8 @@ def build_index(
     return index
 
 
-def _entry_key(entry: Descriptor) -> str:
+def entry_key(entry: Descriptor) -> str:
+    """What identifies an entry's file within its version (one entry per key)."""
     # Within one version the platform's architecture (what follows "name-version-", or
     # ".tar.gz") identifies the file, and PyOCI's entries carry it but not our file name.
     if entry.platform is not None:

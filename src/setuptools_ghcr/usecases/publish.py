@@ -2,8 +2,8 @@
 
 Order of writes: the file and metadata blobs, then each file's manifest (by digest), then
 the version's index (by tag), so a reader never sees a version that points at missing
-content. Adding files to a version merges them into its index; concurrent publishers of one
-version converge because each re-reads, merges and verifies until its files are listed.
+content. Adding files to a version merges them into its index (see ``record`` for what
+concurrent publishers of one version can and cannot count on).
 """
 
 from __future__ import annotations
@@ -28,19 +28,16 @@ from setuptools_ghcr.core.wire_format import (
     METADATA_MEDIA_TYPE,
     FileEntry,
     build_index,
-    entry_filename,
     extra_tag_problem,
     file_entries,
     file_layer,
     file_manifest,
     index_entry,
-    merge_index,
     utc_timestamp,
     version_to_tag,
 )
 from setuptools_ghcr.errors import (
     ConflictError,
-    GhcrError,
     InvalidDistributionError,
     InvalidReferenceError,
     NotFoundError,
@@ -54,6 +51,7 @@ from setuptools_ghcr.storage.store import (
     Store,
 )
 from setuptools_ghcr.usecases.dependencies import held_dependencies
+from setuptools_ghcr.usecases.record import point_tags, record_entries
 from setuptools_ghcr.usecases.versions import read_index
 
 __all__ = ["FileResult", "PushOptions", "publish"]
@@ -62,13 +60,8 @@ logger = logging.getLogger(__name__)
 
 Status = Literal["uploaded", "exists", "skipped"]
 
-#: How many times an index merge is retried before giving up on a busy version.
-MERGE_ATTEMPTS = 12
 #: How many times a file's manifest is tried when the registry says its blobs are missing.
 MANIFEST_ATTEMPTS = 3
-#: Bounds of the pause before a registry index that lists our files is checked a second time.
-SETTLE_MIN = 0.25
-SETTLE_MAX = 2.0
 #: Files at least this big are hashed and checked while they upload rather than before:
 #: reading a big file three times over (check, hash, send) would cost more than sending it.
 STREAM_FROM = 32 << 20
@@ -282,55 +275,6 @@ def _push_file(
     return dist, index_entry(dist, manifest, created=created)
 
 
-def _listed(index: Index | None, entries: Sequence[Descriptor]) -> bool:
-    if index is None:
-        return False
-    present = {(entry_filename(e), e.digest) for e in index.manifests}
-    return all((entry_filename(e), e.digest) in present for e in entries)
-
-
-def _merge(
-    store: Store, version: Version, entries: Sequence[Descriptor], tags: Sequence[str]
-) -> Index:
-    """Read, merge, write and verify the version's index until it lists ``entries``.
-
-    Registries have no compare-and-swap, so a concurrent writer may overwrite our index
-    with one built before ours landed; re-reading after a short random pause catches that,
-    and the merge is simply done again. Layouts are locked instead (``store.lock()`` says
-    which: it yields whether it keeps other writers out).
-    """
-    tag = version_to_tag(version)
-    for attempt in range(MERGE_ATTEMPTS):
-        started = time.monotonic()
-        with store.lock() as locked:
-            current = read_index(store, tag)
-            merged = merge_index(current, entries, version=version)
-            if current is None or merged.raw != current.raw:
-                store.put_manifest(merged.raw, merged.media_type, tag)
-        # About how long a concurrent writer's read-modify-write takes under today's load.
-        window = time.monotonic() - started
-        if attempt:
-            # Someone else's merge overwrote ours: let it finish, and do not collide again.
-            # (A first check needs no pause: the settling look below comes after one.)
-            time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 4))  # noqa: S311
-        landed = read_index(store, tag)
-        if _listed(landed, entries) and not locked:
-            # Seen once is not enough: a writer that read the index before ours landed may
-            # still overwrite it with its own merge. Look again once it surely has.
-            time.sleep(min(SETTLE_MAX, max(SETTLE_MIN, 4 * window)))
-            landed = read_index(store, tag)
-        if _listed(landed, entries):
-            assert landed is not None
-            for extra in tags:
-                store.put_manifest(landed.raw, landed.media_type, extra)
-            return landed
-        logger.info("index of %s changed under us; merging again (%d)", tag, attempt + 1)
-    raise GhcrError(
-        f"could not record the files in {store.location}:{tag}: the index kept changing "
-        f"({MERGE_ATTEMPTS} attempts); push again to finish"
-    )
-
-
 def publish(
     open_store: Callable[[str], Store],
     dists: Sequence[LocalFile],
@@ -386,12 +330,10 @@ def publish(
             if mine:
                 # Fails early, before any index is written, when the index would be too big.
                 build_index(mine, version=version)
-                _merge(store, version, mine, options.extra_tags)
-            elif options.extra_tags and any(p.status == "exists" for p in plans[key]):
-                current = read_index(store, version_to_tag(version))
-                if current is not None:
-                    for extra in options.extra_tags:
-                        store.put_manifest(current.raw, current.media_type, extra)
+                record_entries(store, version, mine)
+                point_tags(store, version, options.extra_tags)
+            elif any(p.status == "exists" for p in plans[key]):
+                point_tags(store, version, options.extra_tags)
 
         list(pool.map(record, plans))
     for (project, version), group_plans in plans.items():

@@ -285,8 +285,15 @@ class RegistryClient:
     def put_manifest(
         self, repository: str, raw: bytes, media_type: str, reference: str | None = None
     ) -> Digest:
-        """Store a manifest or index under a tag, or by digest only; returns its digest."""
+        """Store a manifest or index under a tag, or by digest only; returns its digest.
+
+        Only a write by digest is retried here: the same bytes under the same digest. A tag
+        write that fails raises, and the caller decides what to write next.
+        """
         digest = Digest.of_bytes(raw)
+        # A tag write is never re-sent as is: after a pause, the body may be stale (an index
+        # that others merged into meanwhile). The caller reads, merges and writes again.
+        by_tag = reference is not None and is_valid_tag(reference)
         if len(raw) > MAX_MANIFEST_SIZE:
             raise TooLargeError(
                 f"manifest for {self.location(repository)} is {len(raw)} bytes, over the "
@@ -308,6 +315,7 @@ class RegistryClient:
             expected=(201, 200, 204),
             headers={"Content-Type": media_type},
             body=raw,
+            retry=not by_tag,
         )
         discard(response)
         check_stored_digest(response, digest, operation)
