@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_wheel
-from registry_harness import SECRET_MARKER, RunningRegistry
-from reliability_support import Cli, Result, assert_refused
+from support.cli import Cli, Result, assert_refused
+from support.registry_harness import SECRET_MARKER, RunningRegistry
+from support.wheels import make_wheel
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ credentials to any host but the registry.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -230,6 +231,16 @@ def _endless_token(scene: Scene) -> None:
     )
 
 
+_DEEP = b'{"tags":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+_JSON = {"Content-Type": "application/json"}
+
+
+def _nested_token(scene: Scene) -> None:
+    scene.publish()
+    scene.hostile.bearer_realm = f"{scene.hostile.url}/token"
+    scene.hostile.route("GET", r"^/token", respond(200, _DEEP, _JSON))
+
+
 def _echo(scene: Scene) -> Any:
     """An error whose message repeats the credentials and carries terminal escapes."""
 
@@ -320,6 +331,30 @@ CASES = [
     Case("index-nested-deep", _nested_index(100_000), ("json",)),
     Case("index-nested-40", _nested_index(40), ("nested too deeply",)),
     Case("manifest-nested-deep", _nested_manifest(100_000), ("json",)),
+    # JSON nested past the parser's recursion limit, wherever a registry may send it.
+    Case(
+        "tag-list-nested-deep",
+        _route("GET", r"/tags/list", lambda _s: respond(200, _DEEP, _JSON)),
+        ("not json",),
+    ),
+    Case(
+        "error-body-nested-deep",
+        _route("GET", r"/tags/list", lambda _s: respond(400, _DEEP, _JSON)),
+        ("400",),
+    ),
+    Case("token-answer-nested-deep", _nested_token, ("other than json",)),
+    # A compressed blob would be inflated in memory before its digest could refuse it.
+    Case(
+        "blob-content-encoding-gzip",
+        _route(
+            "GET",
+            r"/blobs/{layer}",
+            lambda s: respond(
+                200, gzip.compress(s.wheel.read_bytes()), {"Content-Encoding": "gzip"}
+            ),
+        ),
+        ("content-encoding",),
+    ),
     Case(
         "tag-list-endless",
         _route(

@@ -15,10 +15,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_proxy import Fault, FaultProxy
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
-from reliability_support import Cli, ClientStores, assert_refused, fast_client, filenames
+from support.cli import Cli, assert_refused
+from support.fault_proxy import Fault, FaultProxy
+from support.registry_harness import RunningRegistry
+from support.stores import ClientStores, fast_client, filenames
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.usecases.publish import FileResult, PushOptions, publish

@@ -2,7 +2,8 @@
 hooks to make it lie.
 
 :class:`HostileRegistry` serves blobs, manifests, tags and uploads from memory on loopback,
-optionally behind Basic auth or a Bearer challenge whose realm the test chooses. A test adds
+optionally behind Basic auth or a Bearer challenge whose realm the test chooses, and over
+TLS when given a server context. A test adds
 content (:func:`publish_version` builds a version the way this tool would, then lets the test
 tamper with each manifest, index entry and the index as JSON) and overrides any route with a
 handler (:func:`redirect`, :func:`stream_forever`, :func:`respond`...). :class:`OtherHost` is a
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -77,11 +79,18 @@ class Seen:
 class _Recording:
     """A threaded HTTP/1.1 server on loopback that records every request."""
 
-    def __init__(self, name: str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, name: str, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self._name = host
-        self._loopback = Loopback(self._handler_class(), name)
+        self._scheme = "https" if tls is not None else "http"
+        self._loopback = Loopback(self._handler_class(), name, start=False)
+        if tls is not None:
+            server = self._loopback.server
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        self._loopback.start()
 
     @property
     def port(self) -> int:
@@ -93,7 +102,7 @@ class _Recording:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self._scheme}://{self.host}"
 
     @property
     def requests(self) -> list[Seen]:
@@ -172,6 +181,7 @@ class HostileRegistry(_Recording):
         *,
         basic: tuple[str, str] | None = None,
         bearer_realm: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.basic = basic
         self.bearer_realm = bearer_realm
@@ -181,7 +191,7 @@ class HostileRegistry(_Recording):
         #: Per repository, a tag list to answer instead of the real tags.
         self.tag_lists: dict[str, list[str]] = {}
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        super().__init__("hostile-registry")
+        super().__init__("hostile-registry", tls=tls)
 
     # -- content ---------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_wheel
 from packaging.version import Version
+from support.wheels import make_wheel
 
 from setuptools_ghcr.config import internal_projects, parse_settings
 from setuptools_ghcr.core.dependencies import ProjectPatterns, dependency_names

@@ -22,6 +22,7 @@ from setuptools_ghcr.errors import (
 )
 
 __all__ = [
+    "load_json",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
     "MANIFEST_ACCEPT",
@@ -204,6 +205,15 @@ def _depth(value: Any, limit: int) -> int:
         elif isinstance(item, list):
             stack.extend((child, level + 1) for child in item)
     return deepest
+
+
+def load_json(raw: bytes | str) -> Any:
+    """``json.loads`` for what a registry or another program sends: nesting too deep for
+    the parser is a ``ValueError`` like any other malformed JSON, never a ``RecursionError``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def parse_json_document(raw: bytes, what: str) -> dict[str, Any]:

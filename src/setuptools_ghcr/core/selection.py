@@ -28,6 +28,8 @@ from packaging.utils import (
     BuildTag,
     InvalidSdistFilename,
     InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -36,6 +38,8 @@ from packaging.version import InvalidVersion, Version
 from setuptools_ghcr.errors import InvalidReferenceError
 
 __all__ = [
+    "parse_requirement",
+    "reachable_projects",
     "Candidate",
     "TargetEnvironment",
     "applicable_requirements",
@@ -309,3 +313,34 @@ def applicable_requirements(
         if requirement_applies(requirement, markers, extras):
             found.append(requirement)
     return found
+
+
+def parse_requirement(text: str) -> Requirement:
+    """A PEP 508 requirement naming a project and versions (no direct URL)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        raise InvalidReferenceError(f"{text!r} is not a valid requirement: {error}") from error
+    if requirement.url:
+        raise InvalidReferenceError(
+            f"{text!r}: direct URL requirements are not resolved here; give a name and versions"
+        )
+    return requirement
+
+
+def reachable_projects(
+    roots: Iterable[NormalizedName], requires: Mapping[NormalizedName, Iterable[Requirement]]
+) -> set[NormalizedName]:
+    """The projects of ``requires`` still asked for from ``roots``, following requirements
+    (a re-selection may leave a chosen project without anyone asking for it)."""
+    reachable: set[NormalizedName] = set()
+    stack = [name for name in roots if name in requires]
+    while stack:
+        name = stack.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        stack.extend(
+            dep for dep in (canonicalize_name(r.name) for r in requires[name]) if dep in requires
+        )
+    return reachable

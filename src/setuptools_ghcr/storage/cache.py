@@ -11,6 +11,11 @@ Where the file system allows, a file handed out (:meth:`BlobCache.place`) is a h
 its entry rather than a copy: a big download is then written once, not twice. The two names
 are one file, so a later change through either is a change to the entry, which the next use
 catches (and fetches the blob again).
+
+An entry is hashed before it is handed out, except one this process has just fetched: that
+one was verified as it arrived, under a private name, and is handed out only when the file
+linked is that very file (same device, inode, size and time), so another process replacing
+the entry between the fetch and the link is caught, and the entry then hashed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from setuptools_ghcr.storage.files import (
     copy_verified,
     is_regular,
     open_regular,
+    temp_name,
     write_atomically,
 )
 from setuptools_ghcr.storage.store import ProgressCallback, Store
@@ -58,6 +64,8 @@ class BlobCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        #: The identity of each entry this instance fetched (and so verified) itself.
+        self._fetched: dict[Digest, tuple[int, int, int, int]] = {}
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], home: Path | None = None) -> BlobCache:
@@ -84,7 +92,17 @@ class BlobCache:
         path = self.path(descriptor.digest)
         if not self.has(descriptor.digest):
             path.parent.mkdir(parents=True, exist_ok=True)
-            store.download_blob(descriptor, path, progress)
+            # Under a private name first, so that what is recorded as verified is the file
+            # the store wrote, not whatever another process may have put at the entry's name.
+            private = path.parent / temp_name(path.name)
+            try:
+                store.download_blob(descriptor, private, progress)
+                written = _identity(os.lstat(private))
+                os.replace(private, path)
+                self._fetched[descriptor.digest] = written
+            finally:
+                with suppress(FileNotFoundError):
+                    private.unlink()
         return path
 
     def read_small(self, digest: Digest, limit: int) -> bytes | None:
@@ -126,8 +144,9 @@ class BlobCache:
         """Put an entry at ``destination`` atomically: a hard link where possible, else a copy.
 
         The entry is hashed on the way unless ``just_verified`` (fetched and verified by this
-        process a moment ago). False (nothing written) when the entry is absent or damaged;
-        a damaged entry is dropped so the next :meth:`fetch` downloads it again.
+        instance a moment ago) and the file linked is the very file that fetch wrote. False
+        (nothing written) when the entry is absent or damaged; a damaged entry is dropped so
+        the next :meth:`fetch` downloads it again.
         """
         with PendingFile(destination, durable=False) as pending:
             try:
@@ -145,7 +164,10 @@ class BlobCache:
                 logger.warning("ignoring cache entry %s: not a regular file", digest)
                 return False
             with source:
-                if not just_verified and not _intact(source, digest, size):
+                verified = just_verified and self._fetched.get(digest) == _identity(
+                    os.fstat(source.fileno())
+                )
+                if not verified and not _intact(source, digest, size):
                     self._drop(digest, source)
                     return False
             # When ``destination`` already is a link to the entry (another process placed it),
@@ -192,6 +214,10 @@ class BlobCache:
             now, was = os.lstat(path), os.fstat(opened.fileno())
             if (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
                 path.unlink()
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _intact(source: BinaryIO, digest: Digest, size: int | None) -> bool:

@@ -19,7 +19,7 @@ import errno
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -54,7 +54,6 @@ from setuptools_ghcr.storage.files import (
     PendingFile,
     copy_hashing,
     copy_verified,
-    is_regular,
 )
 from setuptools_ghcr.storage.layout_folder import LAYOUT_VERSION, REF_NAME, LayoutFolder
 from setuptools_ghcr.storage.store import BlobSource, BytesBlob, ProgressCallback, RawManifest
@@ -86,6 +85,8 @@ class LayoutStore:
             raise InvalidReferenceError(f"{repository!r} is not a valid OCI repository name")
         self._folder = LayoutFolder(path)
         self._repository = repository
+        #: Blobs found (or written) intact, by the identity of their file when they were.
+        self._intact: dict[Digest, tuple[int, int, int, int]] = {}
 
     @classmethod
     def for_project(cls, target: LayoutTarget, project: str) -> LayoutStore:
@@ -119,14 +120,39 @@ class LayoutStore:
     # -- blobs ---------------------------------------------------------------------------------
 
     def blob_exists(self, digest: Digest) -> bool:
-        return self._folder.has_blob(digest)
+        """Whether the layout holds the blob intact: a damaged one counts as absent (so that
+        pushing its content again replaces it). Each file is hashed once per store."""
+        if not self._folder.has_blob(digest):
+            return False
+        source = self._folder.open_blob(digest)
+        if source is None:
+            return False
+        with source:
+            identity = _identity(os.fstat(source.fileno()))
+            if self._intact.get(digest) == identity:
+                return True
+            writer = digest.hasher()
+            copy_hashing(source, writer)
+        if writer.digest() != digest:
+            _LOG.warning(
+                "%s is damaged; pushing its content again replaces it", self._folder.what(digest)
+            )
+            return False
+        self._intact[digest] = identity
+        return True
+
+    def _remember(self, digest: Digest, folder: int) -> None:
+        """Note a blob just written and verified, so that it is not hashed again."""
+        with suppress(OSError):
+            status = os.stat(digest.hex, dir_fd=folder, follow_symlinks=False)
+            self._intact[digest] = _identity(status)
 
     def push_blob(self, blob: BlobSource, progress: ProgressCallback | None = None) -> None:
         """Stream a blob in, verified against its descriptor; a blob already there is kept."""
         descriptor = blob.descriptor
         self._folder.ensure_layout()
         with self._folder.writable_blob_folder(descriptor.digest.algorithm) as folder:
-            if is_regular(descriptor.digest.hex, dir_fd=folder):
+            if self.blob_exists(descriptor.digest):
                 return
             with blob.open() as source:
                 self._ingest(source, descriptor, folder, progress)
@@ -154,8 +180,9 @@ class LayoutStore:
             if before_commit is not None:
                 before_commit(digest)
             # When the same bytes are there already, the temporary file just goes.
-            if not is_regular(digest.hex, dir_fd=folder):
+            if not self.blob_exists(digest):
                 pending.commit(digest.hex)
+                self._remember(digest, folder)
         return digest
 
     def mount_blob(self, digest: Digest, source_repository: str) -> bool:
@@ -305,6 +332,7 @@ class LayoutStore:
                 what = self._folder.what(digest)
                 copy_verified(source, out, digest, descriptor.size, what=what, progress=progress)
             pending.commit()
+        self._remember(digest, folder)
 
     def _link_verified(self, source_folder: int, folder: int, digest: Digest) -> bool:
         """Hard-link a sibling's blob under a temporary name, hash it, rename it into place."""
@@ -380,6 +408,10 @@ class LayoutStore:
         media_type = media_type_of(raw) or _guess_media_type(raw)
         # A layer or config blob is not a manifest, as a registry would also say.
         return None if media_type is None else RawManifest(raw, media_type, digest)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _tag_of(reference: str | None, digest: Digest) -> str | None:

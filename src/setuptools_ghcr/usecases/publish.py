@@ -219,6 +219,28 @@ def _stream_layer(
     return scanned.with_digest(digest)
 
 
+def _repair(store: Store, dist: Distribution) -> None:
+    """Push again the blobs of a file already listed that the store lost or damaged.
+
+    An ``oci:`` folder counts a blob whose bytes no longer hash to its name as absent; a
+    registry answers for its own blobs. The manifest and index are left as published.
+    """
+    for blob in (
+        FileBlob(dist.path, file_layer(dist)),
+        BytesBlob(dist.metadata, METADATA_MEDIA_TYPE),
+    ):
+        if not store.blob_exists(blob.descriptor.digest):
+            logger.warning(
+                "%s: %s lacks or holds a damaged %s; pushing it again",
+                dist.filename,
+                store.location,
+                "copy of the file"
+                if blob.descriptor.media_type != METADATA_MEDIA_TYPE
+                else "metadata blob",
+            )
+            store.push_blob(blob)
+
+
 def _push_file(
     store: Store,
     local: LocalFile,
@@ -321,6 +343,13 @@ def publish(
             uploads,
         )
         done = {dist.filename: (dist, entry) for dist, entry in pushed}
+        listed = [
+            (stores[project], plan.dist)
+            for (project, _), group_plans in plans.items()
+            for plan in group_plans
+            if plan.status == "exists" and isinstance(plan.dist, Distribution)
+        ]
+        list(pool.map(lambda item: _repair(*item), listed))
         by_name = {name: entry for name, (_dist, entry) in done.items()}
 
         def record(key: tuple[NormalizedName, Version]) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,7 +35,9 @@ from setuptools_ghcr.core.selection import (
     TargetEnvironment,
     applicable_requirements,
     matching_versions,
+    parse_requirement,
     rank_files,
+    reachable_projects,
     requirement_applies,
 )
 from setuptools_ghcr.core.wire_format import METADATA_MEDIA_TYPE, FileEntry, layer_of
@@ -44,14 +46,13 @@ from setuptools_ghcr.errors import (
     DigestMismatchError,
     GhcrError,
     InvalidDistributionError,
-    InvalidReferenceError,
     NotFoundError,
     UnsafeResponseError,
 )
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.storage.store import ProgressFactory, Store
 from setuptools_ghcr.usecases.versions import (
-    VersionFiles,
+    ListedFiles,
     file_blob,
     list_versions,
     read_file_manifest,
@@ -74,6 +75,8 @@ logger = logging.getLogger(__name__)
 SHOWN_VERSIONS = 5
 #: Re-selections allowed per project before resolution is declared unsettled.
 MAX_ROUNDS_PER_PROJECT = 20
+#: Version indexes one resolve may read, all projects together.
+MAX_VERSIONS_READ = 200
 
 
 class StoreOpener(Protocol):
@@ -124,19 +127,6 @@ class Downloaded:
     from_cache: bool
 
 
-def parse_requirement(text: str) -> Requirement:
-    """A PEP 508 requirement naming a project and versions (no direct URL)."""
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement as error:
-        raise InvalidReferenceError(f"{text!r} is not a valid requirement: {error}") from error
-    if requirement.url:
-        raise InvalidReferenceError(
-            f"{text!r}: direct URL requirements are not resolved here; give a name and versions"
-        )
-    return requirement
-
-
 def _same_version(text: str, version: Version) -> bool:
     try:
         return Version(text) == version
@@ -168,7 +158,8 @@ class Resolver:
         self._progress = progress
         self._opened: dict[NormalizedName, Store] = {}
         self._versions: dict[NormalizedName, list[Version]] = {}
-        self._indexes: dict[tuple[NormalizedName, Version], VersionFiles | None] = {}
+        # Only the file entries of each version read: never the raw index (up to 4 MiB each).
+        self._indexes: dict[tuple[NormalizedName, Version], ListedFiles | None] = {}
         self._manifests: dict[Digest, Manifest] = {}
         self._metadata: dict[tuple[NormalizedName, str], MetadataFields] = {}
         #: Dependencies of the last resolve left to pip's indexes, and why.
@@ -230,10 +221,21 @@ class Resolver:
         self.left_to_pip[project] = "not there"
         return False
 
-    def files(self, project: NormalizedName, version: Version) -> VersionFiles | None:
+    def files(self, project: NormalizedName, version: Version) -> ListedFiles | None:
+        """The usable files of a version (None when it vanished), read once per resolver.
+
+        At most :data:`MAX_VERSIONS_READ` versions are read in all: a target cannot make one
+        resolve read (and hold) without end.
+        """
         key = (project, version)
         if key not in self._indexes:
-            self._indexes[key] = read_version(self.store(project), project, version)
+            if len(self._indexes) >= MAX_VERSIONS_READ:
+                raise NotFoundError(
+                    f"read {MAX_VERSIONS_READ} versions in {self.target} without settling "
+                    f"(last: {project}); give narrower version specifiers"
+                )
+            found = read_version(self.store(project), project, version)
+            self._indexes[key] = None if found is None else ListedFiles.of(found)
         return self._indexes[key]
 
     def _manifest(self, entry: FileEntry) -> Manifest:
@@ -289,7 +291,7 @@ class Resolver:
                     )
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
-            refused += len(published.index.manifests) - len(published.files)
+            refused += published.skipped
         kinds = "wheel" if self.options.only_binary else "wheel or sdist"
         files = ", ".join(seen[:4]) + (", ..." if len(seen) > 4 else "") if seen else "no files"
         if refused:
@@ -412,7 +414,7 @@ class Resolver:
                 wanted.setdefault(dep_name, {}).setdefault(name, []).append(dependency)
                 queue.append(dep_name)
 
-        reachable = _reachable(roots, chosen)
+        reachable = reachable_projects(roots, {name: c.requires for name, c in chosen.items()})
         self._report_left_to_pip(reachable, chosen)
         return [selected for name, selected in chosen.items() if name in reachable]
 
@@ -473,25 +475,6 @@ class Resolver:
 
     def download(self, selections: Sequence[Selected], destination: Path) -> list[Downloaded]:
         return [self.place(selected, destination) for selected in selections]
-
-
-def _reachable(
-    roots: Sequence[NormalizedName], chosen: dict[NormalizedName, Selected]
-) -> set[NormalizedName]:
-    """The chosen projects still asked for: a re-selection may leave some without a requirer."""
-    reachable: set[NormalizedName] = set()
-    stack = [name for name in roots if name in chosen]
-    while stack:
-        name = stack.pop()
-        if name in reachable:
-            continue
-        reachable.add(name)
-        stack.extend(
-            dep
-            for dep in (canonicalize_name(r.name) for r in chosen[name].requires)
-            if dep in chosen
-        )
-    return reachable
 
 
 def download(

@@ -33,6 +33,7 @@ from setuptools_ghcr.errors import MalformedDocumentError, NotFoundError
 from setuptools_ghcr.storage.store import Store
 
 __all__ = [
+    "ListedFiles",
     "ManifestCache",
     "VersionFiles",
     "file_blob",
@@ -77,6 +78,18 @@ class VersionFiles:
     version: Version
     index: Index
     files: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
+class ListedFiles:
+    """What a resolver keeps of a version's index: its usable files, and how many were not."""
+
+    files: tuple[FileEntry, ...]
+    skipped: int
+
+    @classmethod
+    def of(cls, found: VersionFiles) -> ListedFiles:
+        return cls(found.files, len(found.index.manifests) - len(found.files))
 
 
 def read_version(store: Store, project: str, version: Version) -> VersionFiles | None:

@@ -91,8 +91,12 @@ class Authenticator:
         redactor: Redactor,
         anonymous_auth: AnonymousAuth | None = None,
         read_anonymously: bool = True,
+        scheme: str = "https",
     ) -> None:
         self.host = host
+        # A realm over plain http is taken only from a registry the user named on loopback
+        # (spoken to over http itself), and only on loopback: an https registry's never.
+        self._plain_realm_allowed = scheme == "http"
         self.credentials = credentials
         # Whether a read refused to the credentials is tried again anonymously; an index
         # service reading on a caller's behalf answers the refusal to the caller instead.
@@ -277,7 +281,9 @@ class Authenticator:
         realm = challenge.realm or ""
         parts = urlsplit(realm)
         if parts.scheme != "https" and not (
-            parts.scheme == "http" and is_loopback_host(parts.netloc.rpartition("@")[2])
+            parts.scheme == "http"
+            and self._plain_realm_allowed
+            and is_loopback_host(parts.netloc.rpartition("@")[2])
         ):
             raise UnsafeResponseError(
                 f"{operation}: {self.host} sends credentials to a token service that is not "

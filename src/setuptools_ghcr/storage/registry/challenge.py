@@ -7,7 +7,6 @@ anonymous). The requests that answer a challenge are the transport's (see ``tran
 
 from __future__ import annotations
 
-import json
 import string
 import threading
 import time
@@ -15,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from setuptools_ghcr.core.oci import load_json
 from setuptools_ghcr.errors import AuthenticationError, ConfigError
 
 __all__ = [
@@ -257,7 +257,7 @@ class Token:
 def parse_token_response(body: bytes, now: float, what: str) -> Token:
     """Read a token endpoint's JSON answer (``token`` and/or ``access_token``)."""
     try:
-        value = json.loads(body)
+        value = load_json(body)
     except ValueError:
         value = None
     if not isinstance(value, dict):

@@ -9,7 +9,6 @@ one repository behind the ``Store`` interface.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -24,6 +23,7 @@ from setuptools_ghcr.core.oci import (
     Descriptor,
     Digest,
     is_valid_tag,
+    load_json,
     media_type_of,
 )
 from setuptools_ghcr.errors import (
@@ -56,15 +56,20 @@ from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManif
 
 __all__ = ["RegistryClient"]
 
-MAX_TAG_PAGE = 16 << 20
+#: A tag list is read up to this many bytes and tags in all, whatever the number of pages:
+#: a registry must not make a listing hold more (128-character tags, 100,000 versions).
+MAX_TAG_BYTES = 16 << 20
+MAX_TAGS = 100_000
 #: Tags asked for a page: a project with thousands of per-commit versions comes in pages
 #: the registry can answer quickly, rather than one answer it has to build whole.
 TAGS_PER_PAGE = 1000
 MAX_TAG_PAGES = 10_000
-#: The catalog is read this many repositories a page, for at most this many pages.
+#: The catalog is read this many repositories a page (a page up to 1 MiB, far more than
+#: a thousand names need), for at most this many pages and bytes in all.
 CATALOG_PAGE = 1000
 MAX_CATALOG_PAGES = 50
-MAX_CATALOG_BODY = 8 << 20
+MAX_CATALOG_PAGE_BODY = 1 << 20
+MAX_CATALOG_BYTES = 8 << 20
 #: Resumes of one download that received nothing new before giving up.
 MAX_STALLED_RESUMES = 5
 
@@ -261,6 +266,15 @@ class RegistryClient:
                 follow_redirects=True,
             )
             received_before = offset
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                # A compressed body would be inflated before it is verified: a small answer
+                # could fill memory. Blobs are stored as they are; nothing else is accepted.
+                response.close()
+                raise UnsafeResponseError(
+                    f"{operation}: the blob came with Content-Encoding {encoding[:40]!r}; "
+                    "refusing it"
+                )
             try:
                 for chunk in resumed_chunks(response, offset, operation, buffers):
                     offset += len(chunk)
@@ -362,7 +376,8 @@ class RegistryClient:
             self._url(repository, f"tags/list?n={TAGS_PER_PAGE}"),
             operation,
             (pull_scope(repository),),
-            limit=MAX_TAG_PAGE,
+            limit=MAX_TAG_BYTES,
+            total=MAX_TAG_BYTES,
             max_pages=MAX_TAG_PAGES,
             what=f"{operation}: tag list",
         )
@@ -371,6 +386,8 @@ class RegistryClient:
                 # NAME_UNKNOWN: the repository does not exist yet, so it has no tags.
                 return tags
             tags.extend(_parse_tags(body, operation))
+            if len(tags) > MAX_TAGS:
+                raise TooLargeError(f"{operation}: more than {MAX_TAGS} tags; refusing the list")
         return list(dict.fromkeys(tags))
 
     def list_repositories(self, namespace: str) -> list[str]:
@@ -385,7 +402,8 @@ class RegistryClient:
             self._transport.url(f"/v2/_catalog?n={CATALOG_PAGE}"),
             "listing the catalog",
             ("registry:catalog:*",),
-            limit=MAX_CATALOG_BODY,
+            limit=MAX_CATALOG_PAGE_BODY,
+            total=MAX_CATALOG_BYTES,
             max_pages=MAX_CATALOG_PAGES,
             what=f"the catalog of {self.host}",
             absent_is_empty=False,
@@ -405,6 +423,7 @@ class RegistryClient:
         scopes: tuple[str, ...],
         *,
         limit: int,
+        total: int,
         max_pages: int,
         what: str,
         absent_is_empty: bool = True,
@@ -412,12 +431,16 @@ class RegistryClient:
     ) -> Iterator[bytes | None]:
         """The bodies of a list the registry pages with ``Link: <...>; rel="next"``.
 
+        A page is read up to ``limit`` bytes, and all pages together up to ``total``
+        (:class:`TooLargeError` beyond either); the caller keeps what it needs of each page.
+
         With ``absent_is_empty``, a 404 yields None and ends the list. A next page on
         another host is a request the user never asked for (SSRF): with
         ``refuse_elsewhere`` it is an error (a list cut short would hide entries),
         otherwise the list ends there.
         """
         seen: set[str] = set()
+        left = total
         while url and len(seen) < max_pages:
             seen.add(url)
             response = self._transport.request(
@@ -432,7 +455,11 @@ class RegistryClient:
                 yield None
                 return
             links = response.links
-            yield read_limited(response, limit, what)
+            if left < limit:
+                what = f"{what} (all pages together)"
+            body = read_limited(response, min(limit, left), what)
+            left -= len(body)
+            yield body
             next_link = links.get("next", {}).get("url")
             url = ""
             if next_link:
@@ -449,7 +476,7 @@ class RegistryClient:
 
 def _parse_tags(body: bytes, operation: str) -> Iterable[str]:
     try:
-        value = json.loads(body)
+        value = load_json(body)
     except ValueError:
         raise UnsafeResponseError(f"{operation}: the tag list is not JSON") from None
     tags = value.get("tags") if isinstance(value, dict) else None
@@ -462,7 +489,7 @@ def _parse_tags(body: bytes, operation: str) -> Iterable[str]:
 
 def _parse_catalog(body: bytes, host: str) -> list[str]:
     try:
-        value = json.loads(body) if body else {}
+        value = load_json(body) if body else {}
     except ValueError:
         raise MalformedDocumentError(f"the catalog of {host} is not JSON") from None
     repositories = value.get("repositories") if isinstance(value, dict) else None

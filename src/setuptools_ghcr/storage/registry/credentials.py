@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from setuptools_ghcr.core.oci import load_json
 from setuptools_ghcr.errors import ConfigError
 
 __all__ = [
@@ -221,7 +221,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         _log.warning("cannot read %s (%s); ignoring it", path, error.strerror)
         return None
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except ValueError:
         _log.warning("%s is not valid JSON; ignoring it", path)
         return None
@@ -327,7 +327,7 @@ def _from_helper(
         _log.debug("credential helper %s has no credentials for %s", program_name, host)
         return None
     try:
-        answer = json.loads(completed.stdout)
+        answer = load_json(completed.stdout)
     except ValueError:
         _log.warning("credential helper %s answered something other than JSON", program_name)
         return None

@@ -116,8 +116,12 @@ class RegistryStore:
                         if progress is not None:
                             progress(len(chunk))
                 finally:
-                    writing.finish()
-                    hashing.finish()
+                    # Both threads end whatever happened: a write that failed (a full disk)
+                    # must not leave the hashing thread waiting for chunks forever.
+                    try:
+                        writing.finish()
+                    finally:
+                        hashing.finish()
                 writer.verify(descriptor.digest, descriptor.size, what)
             pending.commit()
 

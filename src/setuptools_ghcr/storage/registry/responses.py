@@ -8,14 +8,13 @@ messages, a refusal advice on what to do about it.
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
 import requests
 
-from setuptools_ghcr.core.oci import Digest
+from setuptools_ghcr.core.oci import Digest, load_json
 from setuptools_ghcr.errors import DigestMismatchError, RegistryError, TooLargeError
 from setuptools_ghcr.storage.registry.challenge import Challenge
 from setuptools_ghcr.storage.registry.credentials import Credentials, login_hint
@@ -145,7 +144,7 @@ def is_permanent(error: BaseException) -> bool:
 def decode_errors(body: bytes) -> tuple[list[str], list[str]]:
     """The OCI error codes and their messages from an error body (best effort)."""
     try:
-        value = json.loads(body)
+        value = load_json(body)
     except ValueError:
         return [], []
     errors = value.get("errors") if isinstance(value, dict) else None

@@ -21,7 +21,6 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from setuptools_ghcr import __version__
-from setuptools_ghcr.core.targets import is_loopback_host
 from setuptools_ghcr.errors import (
     AuthenticationError,
     DigestMismatchError,
@@ -132,6 +131,7 @@ class Transport:
             redactor=self._redactor,
             anonymous_auth=anonymous_auth,
             read_anonymously=read_anonymously,
+            scheme=self.scheme,
         )
 
     def close(self) -> None:
@@ -212,15 +212,16 @@ class Transport:
         raise self._error(response, operation)
 
     def check_location(self, url: str, operation: str, how: str = "redirected") -> None:
-        """Refuse a URL the registry points us at that is not web, or drops https."""
+        """Refuse a URL the registry points us at that is not web, or drops https.
+
+        No exception for loopback: an https registry sending us to ``http://127.0.0.1``
+        would reach whatever listens there in plain text (a registry the user named on
+        loopback is spoken to over http from the start, and stays so).
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UnsafeResponseError(f"{operation}: {self.host} {how} to a non-HTTP URL")
-        if (
-            parts.scheme == "http"
-            and self.scheme == "https"
-            and not is_loopback_host(parts.netloc.rpartition("@")[2])
-        ):
+        if parts.scheme == "http" and self.scheme == "https":
             raise UnsafeResponseError(
                 f"{operation}: {self.host} {how} from https to plain http; refusing"
             )
