@@ -297,6 +297,32 @@ def _push_file(
     return dist, index_entry(dist, manifest, created=created)
 
 
+def _results(
+    plans: Mapping[tuple[NormalizedName, Version], Sequence[_Planned]],
+    done: Mapping[str, tuple[Distribution, Descriptor]],
+    locations: Mapping[NormalizedName, str],
+) -> dict[str, FileResult]:
+    """What happened to each file, by file name."""
+    results: dict[str, FileResult] = {}
+    for (project, version), group_plans in plans.items():
+        for plan in group_plans:
+            uploaded = done.get(plan.dist.filename)
+            entry = uploaded[1] if uploaded is not None else plan.manifest
+            dist = uploaded[0] if uploaded is not None else plan.dist
+            assert isinstance(dist, Distribution)  # uploaded files were hashed, others planned
+            results[plan.dist.filename] = FileResult(
+                filename=dist.filename,
+                project=project,
+                version=version,
+                status=plan.status,
+                sha256=dist.sha256.hex,
+                size=dist.size,
+                location=locations[project],
+                manifest=str(entry.digest) if entry is not None else None,
+            )
+    return results
+
+
 def publish(
     open_store: Callable[[str], Store],
     dists: Sequence[LocalFile],
@@ -314,7 +340,6 @@ def publish(
         if problem:
             raise InvalidReferenceError(f"extra tag {problem}")
     created = options.created or utc_timestamp()
-    results: dict[str, FileResult] = {}
     groups = _group(_prepare(dists, options.stream_from))
     stores = {project: open_store(project) for project, _ in groups}
     # Refuse conflicts of every group before the first byte goes out.
@@ -365,19 +390,5 @@ def publish(
                 point_tags(store, version, options.extra_tags)
 
         list(pool.map(record, plans))
-    for (project, version), group_plans in plans.items():
-        for plan in group_plans:
-            entry = by_name.get(plan.dist.filename) or plan.manifest
-            dist = done[plan.dist.filename][0] if plan.dist.filename in done else plan.dist
-            assert isinstance(dist, Distribution)  # uploaded files were hashed, others planned
-            results[plan.dist.filename] = FileResult(
-                filename=dist.filename,
-                project=project,
-                version=version,
-                status=plan.status,
-                sha256=dist.sha256.hex,
-                size=dist.size,
-                location=stores[project].location,
-                manifest=str(entry.digest) if entry is not None else None,
-            )
+    results = _results(plans, done, {p: store.location for p, store in stores.items()})
     return [results[d.filename] for d in dists if d.filename in results]
