@@ -43,6 +43,7 @@ from setuptools_ghcr.serve.callers import ANONYMOUS
 from setuptools_ghcr.serve.index_cache import IndexCache
 from setuptools_ghcr.serve.pages import SIMPLE_JSON
 from setuptools_ghcr.serve.projects import ProjectReader, Source
+from setuptools_ghcr.serve.warehouse import metadata_info
 from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
 PIP_ACCEPT = (
@@ -735,3 +736,68 @@ def test_health_reads_no_target(stores: FakeStores) -> None:
         assert stores.stores == {}
     finally:
         app.close()
+
+
+def test_warehouse_json_of_a_project(app: IndexApp, demo: list[Distribution]) -> None:
+    response = call(app, "/pypi/Demo_Pkg/json")
+    assert response.code == 200
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    info = document["info"]
+    assert (info["name"], info["version"]) == ("demo-pkg", "2.0")
+    assert info["yanked"] is False
+    assert sorted(document["releases"]) == ["1.0", "2.0"]
+    by_name = {item["filename"]: item for files in document["releases"].values() for item in files}
+    for dist in demo:
+        item = by_name[dist.filename]
+        assert item["digests"] == {"sha256": dist.sha256.hex}
+        assert item["size"] == dist.size
+        assert item["upload_time_iso_8601"] == CREATED
+        assert item["upload_time"] == CREATED.removesuffix("Z")
+        assert item["packagetype"] == ("sdist" if dist.kind == "sdist" else "bdist_wheel")
+        # Absolute, as on PyPI, and served: the file itself.
+        assert item["url"].startswith("http://localhost:8000/files/demo-pkg/")
+        path = item["url"].removeprefix("http://localhost:8000")
+        assert call(app, path).body == dist.path.read_bytes()
+    assert [item["filename"] for item in document["urls"]] == [demo[2].filename]
+
+
+def test_warehouse_json_of_a_version(app: IndexApp, demo: list[Distribution]) -> None:
+    document = call(app, "/pypi/demo-pkg/1.0/json").json()
+    assert document["info"]["version"] == "1.0"
+    assert document["info"]["requires_python"] == ">=3.8"
+    assert "releases" not in document
+    assert sorted(item["filename"] for item in document["urls"]) == sorted(
+        d.filename for d in demo[:2]
+    )
+    assert call(app, "/pypi/demo-pkg/3.0/json").code == 404
+    assert call(app, "/pypi/demo-pkg/not-a-version/json").code == 404
+    assert call(app, "/pypi/nothing-here/json").code == 404
+
+
+def test_warehouse_json_takes_the_newest_final_release_as_latest(
+    app: IndexApp, stores: FakeStores, tmp_path: Path
+) -> None:
+    store = stores.open("pre-pkg")
+    for version in ("1.0", "1.1", "2.0rc1"):
+        store.publish([read_distribution(make_wheel(tmp_path, "pre-pkg", version))])
+    assert call(app, "/pypi/pre-pkg/json").json()["info"]["version"] == "1.1"
+
+
+def test_metadata_info_reads_core_metadata() -> None:
+    raw = (
+        b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nSummary: A demo\n"
+        b"Requires-Python: >=3.9\nRequires-Dist: requests>=2\nRequires-Dist: rich\n"
+        b"Classifier: Programming Language :: Python :: 3\n"
+        b"Project-URL: Source, https://example.com/demo\nLicense-Expression: MIT\n"
+        b"Description-Content-Type: text/markdown\n\n# Demo\nLong text.\n"
+    )
+    info = metadata_info(raw)
+    assert info["summary"] == "A demo"
+    assert info["requires_python"] == ">=3.9"
+    assert info["requires_dist"] == ["requests>=2", "rich"]
+    assert info["classifiers"] == ["Programming Language :: Python :: 3"]
+    assert info["project_urls"] == {"Source": "https://example.com/demo"}
+    assert info["license_expression"] == "MIT"
+    assert info["description"] == "# Demo\nLong text.\n"
+    assert info["home_page"] is None

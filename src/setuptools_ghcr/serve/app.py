@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -31,19 +31,15 @@ from urllib.parse import parse_qs, quote
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from setuptools_ghcr.core.dists import MAX_METADATA_SIZE
 from setuptools_ghcr.core.oci import Descriptor
-from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget
 from setuptools_ghcr.core.wire_format import LAYER_MEDIA_TYPE, FileEntry
 from setuptools_ghcr.errors import (
     AuthenticationError,
-    DigestMismatchError,
     GhcrError,
     NotFoundError,
 )
 from setuptools_ghcr.serve.callers import (
     Caller,
-    ClientMaker,
     ClientPool,
     caller_of,
     new_secret,
@@ -52,12 +48,18 @@ from setuptools_ghcr.serve.hosts import HostPolicy
 from setuptools_ghcr.serve.http import (
     HTTPError,
     Response,
+    close_body,
     found_elsewhere,
+    health,
+    page_headers,
     redirect,
+    refused,
     request_path,
+    stream_verified,
     text,
 )
 from setuptools_ghcr.serve.index_cache import IndexCache
+from setuptools_ghcr.serve.json_api import json_api
 from setuptools_ghcr.serve.pages import (
     SIMPLE_HTML,
     SIMPLE_JSON,
@@ -72,9 +74,16 @@ from setuptools_ghcr.serve.projects import (
     StoreOpener,
 )
 from setuptools_ghcr.serve.routes import Route, Router
-from setuptools_ghcr.serve.views import FixedTarget, ProjectLister, View, Views
+from setuptools_ghcr.serve.views import (
+    FixedTarget,
+    ProjectLister,
+    View,
+    Views,
+    client_maker,
+    factory_lister,
+    layout_projects,
+)
 from setuptools_ghcr.storage.store import Store
-from setuptools_ghcr.usecases.versions import read_file_manifest
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -82,7 +91,6 @@ if TYPE_CHECKING:
     from setuptools_ghcr.core.targets import Target
     from setuptools_ghcr.serve.upload import Uploads
     from setuptools_ghcr.storage.factory import StoreFactory
-    from setuptools_ghcr.storage.registry.credentials import Credentials
 
 __all__ = [
     "IndexApp",
@@ -182,7 +190,7 @@ class IndexApp:
             status, headers = error.status, list(error.headers)
             body = text(error.message, headers)
         except AuthenticationError as error:
-            status, headers, body = _refused(error, environ)
+            status, headers, body = refused(error, environ)
         except NotFoundError as error:
             status, headers = "404 Not Found", []
             body = text(str(error), headers)
@@ -198,14 +206,14 @@ class IndexApp:
         headers.append(("X-Content-Type-Options", "nosniff"))
         start_response(status, headers)
         if method == "HEAD":
-            _close(body)
+            close_body(body)
             return []
         return body
 
     def _answer(self, environ: WSGIEnvironment, method: str) -> Response:
         path = request_path(environ)
         if path == "/health":
-            return _health(method)
+            return health(method)
         host = environ.get("HTTP_HOST")
         if not self.hosts.allows(None if host is None else str(host)):
             raise HTTPError(
@@ -252,6 +260,10 @@ class IndexApp:
         if kind == "files" and len(rest) == 4 and all(rest[1:]):
             view = self._views.view(mount, caller)
             return self._file(view, rest[1], rest[2], rest[3], head=head)
+        if kind == "pypi" and len(rest) in (3, 4) and rest[-1] == "json" and all(rest[1:]):
+            version = rest[2] if len(rest) == 4 else None
+            view = self._views.view(mount, caller)
+            return json_api(environ, self._projects, view, rest[1], version)
         raise HTTPError("404 Not Found", "not found")
 
     # -- pages ---------------------------------------------------------------------------------
@@ -284,7 +296,7 @@ class IndexApp:
             except (GhcrError, OSError) as error:
                 logger.info("cannot list the projects of %s: %s", view.source.target, error)
         body = render_project_list(names, content_type, note=note or None)
-        return "200 OK", _page_headers(content_type, body), [body]
+        return "200 OK", page_headers(content_type, body), [body]
 
     def _listed(self, key: str, lister: ProjectLister) -> tuple[str, ...]:
         found = self._lists.get(key)
@@ -308,7 +320,7 @@ class IndexApp:
                 return found_elsewhere(self._fallback + quote(name, safe="") + "/")
             raise HTTPError("404 Not Found", f"no project {name} in this index")
         body = project.body(content_type)
-        return "200 OK", _page_headers(content_type, body), [body]
+        return "200 OK", page_headers(content_type, body), [body]
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -339,85 +351,19 @@ class IndexApp:
         # Pull the first chunk before answering, so that a missing blob or a refusal becomes
         # an error status rather than a cut-short 200.
         first = next(chunks, b"")
-        return "200 OK", headers, _stream(first, chunks, f"{store.location} {filename}")
+        return "200 OK", headers, stream_verified(first, chunks, f"{store.location} {filename}")
 
     def _metadata(self, view: View, project: str, tag: str, filename: str) -> Response:
-        store, entry = self._find_file(view, project, tag, filename)
+        _, entry = self._find_file(view, project, tag, filename)
         if entry.metadata is None:
             raise HTTPError("404 Not Found", f"{filename} has no metadata file in this index")
-        config = read_file_manifest(store, entry).config
-        # The page advertised the index's digest: serve only bytes that hash to it.
-        if config.digest != entry.metadata.digest:
-            raise DigestMismatchError(
-                f"{entry.filename}: the manifest's metadata disagrees with the index's digest"
-            )
-        data = store.read_blob(config, limit=MAX_METADATA_SIZE)
+        # Only bytes that hash to the digest the page advertised (checked on the way).
+        data = self._projects.metadata(view.source, project, entry)
         headers = [
             ("Content-Type", "application/octet-stream"),
             ("Content-Length", str(len(data))),
         ]
         return "200 OK", headers, [data]
-
-
-def _health(method: str) -> Response:
-    if method not in ("GET", "HEAD"):
-        raise HTTPError("405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")])
-    headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
-    return "200 OK", headers, text("ok", headers)
-
-
-def _refused(error: AuthenticationError, environ: WSGIEnvironment) -> Response:
-    """401 for what the caller may not read: never a 404, never a redirect elsewhere."""
-    if environ.get("HTTP_AUTHORIZATION"):
-        message = "the registry refused these credentials for this page"
-    else:
-        message = "this page needs credentials: send your registry user name and token"
-    logger.info("refused: %s", error)
-    refusal = HTTPError.unauthorized(message)
-    headers = list(refusal.headers)
-    return refusal.status, headers, text(refusal.message, headers)
-
-
-def _stream(first: bytes, chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-    """Yield a verified blob; on failure stop short of its ``Content-Length``, so the client
-    sees an incomplete download, never a complete wrong file."""
-    try:
-        if first:
-            yield first
-        yield from chunks
-    except (GhcrError, OSError) as error:
-        logger.warning("%s: %s; the download was cut short", what, error)
-    finally:
-        _close(chunks)
-
-
-def _close(body: object) -> None:
-    close = getattr(body, "close", None)
-    if callable(close):
-        close()
-
-
-def _page_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
-    header = f"{content_type}; charset=utf-8" if content_type == TEXT_HTML else content_type
-    return [
-        ("Content-Type", header),
-        ("Content-Length", str(len(body))),
-        ("Vary", "Accept"),
-    ]
-
-
-# --- listing projects -----------------------------------------------------------------------
-
-
-def layout_projects(root: Path) -> list[str]:
-    """The projects of an ``oci:`` folder: its sub-folders that are image layouts."""
-    if not root.is_dir():
-        return []
-    return sorted(
-        canonicalize_name(child.name)
-        for child in root.iterdir()
-        if child.is_dir() and (child / "oci-layout").is_file()
-    )
 
 
 def make_app(
@@ -441,9 +387,9 @@ def make_app(
     target: Target | None = None
     if factory is not None:
         target = factory.target
-        lister = _lister(factory)
+        lister = factory_lister(factory)
     registries = tuple(registries)
-    maker = _client_maker(environ or {}, frozenset(host.lower() for host in insecure))
+    maker = client_maker(environ or {}, frozenset(host.lower() for host in insecure))
     pool = ClientPool(maker) if registries or factory else None
     return IndexApp(
         factory,
@@ -470,38 +416,3 @@ def _upload_handler(uploads: Uploads) -> PostHandler:
         return uploads.handle(request.environ, target)
 
     return handle
-
-
-def _lister(factory: StoreFactory) -> ProjectLister:
-    target = factory.target
-    if isinstance(target, LayoutTarget):
-        root = target.path
-        return lambda: layout_projects(root)
-    namespace = target.namespace
-
-    def lister() -> Sequence[str]:
-        names = factory.client().list_repositories(namespace)
-        return sorted({canonicalize_name(name) for name in names})
-
-    return lister
-
-
-def _client_maker(environ: Mapping[str, str], insecure: frozenset[str]) -> ClientMaker:
-    """Makes a caller's registry client: its credentials only, refusals answered, not
-    retried anonymously (the caller is told, and its keyring or prompt can step in)."""
-    from setuptools_ghcr.storage.factory import registry_limits
-    from setuptools_ghcr.storage.registry.client import RegistryClient
-
-    timeout, retries = registry_limits(environ)
-
-    def make(host: str, credentials: Credentials | None) -> RegistryClient:
-        return RegistryClient(
-            host,
-            RegistryTarget(host, "", insecure=host in insecure).scheme,
-            credentials,
-            timeout=timeout,
-            retries=retries,
-            read_anonymously=False,
-        )
-
-    return make

@@ -7,17 +7,29 @@ never echoed into a ``Location``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
+
+from setuptools_ghcr.errors import AuthenticationError, GhcrError
+from setuptools_ghcr.serve.pages import TEXT_HTML
 
 __all__ = [
     "BASIC_CHALLENGE",
     "HTTPError",
     "Response",
+    "close_body",
+    "found_elsewhere",
+    "health",
+    "page_headers",
     "redirect",
+    "refused",
     "request_path",
+    "stream_verified",
     "text",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: What a response holds: status line, headers, body.
 Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
@@ -77,3 +89,50 @@ def found_elsewhere(url: str) -> Response:
     """A temporary redirect to another index (its URL as the operator configured it)."""
     headers = [("Location", url)]
     return "302 Found", headers, text(f"see {url}", headers)
+
+
+def health(method: str) -> Response:
+    if method not in ("GET", "HEAD"):
+        raise HTTPError("405 Method Not Allowed", "only GET and HEAD", [("Allow", "GET, HEAD")])
+    headers: list[tuple[str, str]] = [("Cache-Control", "no-store")]
+    return "200 OK", headers, text("ok", headers)
+
+
+def refused(error: AuthenticationError, environ: Mapping[str, object]) -> Response:
+    """401 for what the caller may not read: never a 404, never a redirect elsewhere."""
+    if environ.get("HTTP_AUTHORIZATION"):
+        message = "the registry refused these credentials for this page"
+    else:
+        message = "this page needs credentials: send your registry user name and token"
+    logger.info("refused: %s", error)
+    refusal = HTTPError.unauthorized(message)
+    headers = list(refusal.headers)
+    return refusal.status, headers, text(refusal.message, headers)
+
+
+def stream_verified(first: bytes, chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """Yield a verified blob; on failure stop short of its ``Content-Length``, so the client
+    sees an incomplete download, never a complete wrong file."""
+    try:
+        if first:
+            yield first
+        yield from chunks
+    except (GhcrError, OSError) as error:
+        logger.warning("%s: %s; the download was cut short", what, error)
+    finally:
+        close_body(chunks)
+
+
+def close_body(body: object) -> None:
+    close = getattr(body, "close", None)
+    if callable(close):
+        close()
+
+
+def page_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    header = f"{content_type}; charset=utf-8" if content_type == TEXT_HTML else content_type
+    return [
+        ("Content-Type", header),
+        ("Content-Length", str(len(body))),
+        ("Vary", "Accept"),
+    ]

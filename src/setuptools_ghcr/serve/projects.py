@@ -32,6 +32,7 @@ from typing import Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from setuptools_ghcr.core.dists import MAX_METADATA_SIZE
 from setuptools_ghcr.core.oci import DOCKER_MANIFEST_LIST, OCI_INDEX, Index, media_type_of
 from setuptools_ghcr.core.targets import repository_name
 from setuptools_ghcr.core.wire_format import FileEntry, file_entries, layer_of, tag_to_version
@@ -47,7 +48,7 @@ from setuptools_ghcr.serve.access import AccessLedger
 from setuptools_ghcr.serve.index_cache import IndexCache, TagRecord
 from setuptools_ghcr.serve.pages import ProjectPage, project_page, render_project
 from setuptools_ghcr.storage.store import RawManifest, Store
-from setuptools_ghcr.usecases.versions import listed_blob
+from setuptools_ghcr.usecases.versions import listed_blob, read_file_manifest
 
 __all__ = [
     "DEFAULT_CACHE_TTL",
@@ -128,6 +129,10 @@ class Project:
     #: The page rendered, by content type: rendering hundreds of files costs more than
     #: serving them, and a page is asked for again and again while it is kept.
     bodies: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def versions(self) -> dict[Version, tuple[FileEntry, ...]]:
+        """The files of each version that has any."""
+        return {state.version: state.files for state in self.states.values() if state.files}
 
     def body(self, content_type: str) -> bytes:
         found = self.bodies.get(content_type)
@@ -390,6 +395,29 @@ class ProjectReader:
             while len(self._projects) >= MAX_CACHED_PROJECTS:
                 self._projects.popitem(last=False)
             self._projects[resource] = (self._clock(), project)
+
+    def metadata(self, source: Source, name: str, entry: FileEntry) -> bytes:
+        """The core metadata file of ``entry`` (a caller of ``source`` proved access): from
+        the disk cache by digest, else through its manifest from the caller's store."""
+        if entry.metadata is None:
+            raise NotFoundError(f"{entry.filename} has no metadata file in this index")
+        disk = self._disk if source.persistent else None
+        raw = disk.read(entry.metadata.digest) if disk is not None else None
+        if raw is not None:
+            return raw
+        store = self.open(source, name)
+        if store is None:
+            raise NotFoundError(f"no project {name} in this index")
+        config = read_file_manifest(store, entry).config
+        # The index named this digest: serve only bytes that hash to it.
+        if config.digest != entry.metadata.digest:
+            raise DigestMismatchError(
+                f"{entry.filename}: the manifest's metadata disagrees with the index's digest"
+            )
+        raw = store.read_blob(config, limit=MAX_METADATA_SIZE)
+        if disk is not None:
+            disk.write(raw)
+        return raw
 
     def forget(self, source: Source, name: NormalizedName) -> None:
         """Drop the kept page of a project that changed (an upload): the next request reads

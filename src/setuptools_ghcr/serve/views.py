@@ -12,19 +12,34 @@ access through the same route.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from setuptools_ghcr.core.targets import LayoutTarget, RegistryTarget, Target
-from setuptools_ghcr.serve.callers import Caller, ClientPool
+from setuptools_ghcr.serve.callers import Caller, ClientMaker, ClientPool
 from setuptools_ghcr.serve.projects import Source, StoreOpener
 from setuptools_ghcr.serve.routes import Mount
 from setuptools_ghcr.storage.registry.client import RegistryClient
+from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.store import Store
 
-__all__ = ["SERVER", "FixedTarget", "ProjectLister", "View", "Views"]
+if TYPE_CHECKING:
+    from setuptools_ghcr.storage.factory import StoreFactory
+
+__all__ = [
+    "SERVER",
+    "FixedTarget",
+    "ProjectLister",
+    "View",
+    "Views",
+    "client_maker",
+    "factory_lister",
+    "layout_projects",
+]
 
 #: The key of the server's own credentials (the fixed target read for anonymous callers).
 SERVER = "server"
@@ -98,3 +113,48 @@ class Views:
         persistent = not isinstance(target, LayoutTarget)
         source = Source(label, SERVER, self.fixed.stores, persistent=persistent)
         return View(mount, caller, source, self.fixed.list_projects)
+
+
+def layout_projects(root: Path) -> list[str]:
+    """The projects of an ``oci:`` folder: its sub-folders that are image layouts."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        canonicalize_name(child.name)
+        for child in root.iterdir()
+        if child.is_dir() and (child / "oci-layout").is_file()
+    )
+
+
+def factory_lister(factory: StoreFactory) -> ProjectLister:
+    target = factory.target
+    if isinstance(target, LayoutTarget):
+        root = target.path
+        return lambda: layout_projects(root)
+    namespace = target.namespace
+
+    def lister() -> Sequence[str]:
+        names = factory.client().list_repositories(namespace)
+        return sorted({canonicalize_name(name) for name in names})
+
+    return lister
+
+
+def client_maker(environ: Mapping[str, str], insecure: frozenset[str]) -> ClientMaker:
+    """Makes a caller's registry client: its credentials only, refusals answered, not
+    retried anonymously (the caller is told, and its keyring or prompt can step in)."""
+    from setuptools_ghcr.storage.factory import registry_limits
+
+    timeout, retries = registry_limits(environ)
+
+    def make(host: str, credentials: Credentials | None) -> RegistryClient:
+        return RegistryClient(
+            host,
+            RegistryTarget(host, "", insecure=host in insecure).scheme,
+            credentials,
+            timeout=timeout,
+            retries=retries,
+            read_anonymously=False,
+        )
+
+    return make
