@@ -518,3 +518,37 @@ def test_uv_lock_with_the_service_as_the_only_index(team: Team, tmp_path: Path) 
     # fallback-dep came through the fallback redirect.
     assert 'name = "fallback-dep"' in lock
     assert team.registry.users["alice"] not in lock
+
+
+def test_a_namespace_lists_its_projects_where_the_registry_can(
+    plain_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    namespace = f"listing{os.getpid()}"
+    factory = StoreFactory(
+        parse_target(f"{plain_registry.host}/{namespace}"), environ={}, home=tmp_path
+    )
+    with factory:
+        wheel = read_distribution(make_wheel(tmp_path, "listed-pkg", "1.0"))
+        publish(factory.open, [wheel], PushOptions(created=CREATED))
+    app = make_app(None, registries=[plain_registry.host])
+    server = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host, port = server.server_address[:2]
+        url = f"http://{host}:{port}/{plain_registry.host}/{namespace}/simple/"
+        status, _, body = _get(url)
+        assert status == 200
+        assert json.loads(body)["projects"] == [{"name": "listed-pkg"}]
+        status, _, body = _get(url + "listed-pkg/")
+        assert [item["filename"] for item in json.loads(body)["files"]] == [wheel.filename]
+        document = json.loads(
+            _get(f"http://{host}:{port}/{plain_registry.host}/{namespace}/pypi/listed-pkg/json")[2]
+        )
+        assert document["info"]["version"] == "1.0"
+        assert document["urls"][0]["url"].startswith(
+            f"http://{host}:{port}/{plain_registry.host}/{namespace}/files/"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
