@@ -64,13 +64,18 @@ class Service:
         return self.server.url
 
     def files(self, project: str) -> list[str]:
-        """The files published of ``project``, every version, read with the server's own."""
-        store = self.reader.open(project)
-        names = []
-        for version in list_versions(store):
-            found = read_version(store, project, version)
-            names += [entry.filename for entry in found.files] if found else []
-        return sorted(names)
+        """The files published of ``project``, read with the server's own credentials."""
+        return published_files(self.reader, project)
+
+
+def published_files(stores: StoreFactory, project: str) -> list[str]:
+    """The files of every published version of ``project``, by name."""
+    store = stores.open(project)
+    names = []
+    for version in list_versions(store):
+        found = read_version(store, project, version)
+        names += [entry.filename for entry in found.files] if found else []
+    return sorted(names)
 
 
 _COUNTER = iter(range(1_000_000))
@@ -310,6 +315,103 @@ def test_hatch_publish(service: Service, tmp_path: Path) -> None:
     result = hatch_publish(service.base + "legacy/", user, password, wheel, sdist)
     assert result.returncode == 0, result.stdout + result.stderr
     assert service.files("up-hatch") == sorted([wheel.name, sdist.name])
+
+
+# --- pass-through routes --------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    """A pass-through route ``/<registry>/<namespace>/`` of a service with no fixed target."""
+
+    server: IndexServer
+    registry: RunningRegistry
+    namespace: str
+
+    @property
+    def base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/{self.registry.host}/{self.namespace}/"
+
+    def index(self, user: str = "", password: str = "") -> str:
+        host, port = self.server.server_address[:2]
+        login = f"{user}:{password}@" if user else ""
+        return f"http://{login}{host}:{port}/{self.registry.host}/{self.namespace}/simple/"
+
+    def files(self, project: str, home: Path) -> list[str]:
+        target = parse_target(f"{self.registry.host}/{self.namespace}")
+        user, password = self.registry.username, self.registry.password
+        with StoreFactory(target, username=user, password=password, environ={}, home=home) as f:
+            return published_files(f, project)
+
+
+@pytest.fixture
+def route(request: pytest.FixtureRequest) -> Iterator[Route]:
+    """A service with pass-through routes to the registry ``request.param`` names; pages are
+    kept 30 s, so a page read before an upload shows the upload only if it was forgotten."""
+    registry: RunningRegistry = request.getfixturevalue(str(request.param))
+    app = make_app(None, registries=[registry.host], uploads=Uploads(environ={}), environ={})
+    with serving(app) as server:
+        yield Route(server, registry, f"pass{os.getpid()}-{next(_COUNTER)}/tools")
+
+
+@pytest.mark.parametrize("route", ["token_registry"], indirect=True)
+def test_twine_and_uv_publish_through_a_pass_through_route(
+    route: Route, ghcr_like: RunningRegistry, tmp_path: Path
+) -> None:
+    password = ghcr_like.password
+    assert password is not None
+    wheel = make_wheel(tmp_path, "up-pass", "1.0", module_code="VALUE = 'passed'\n")
+    sdist = make_sdist(tmp_path, "up-pass", "1.0")
+    by_twine = twine(route.base + "legacy/", "__token__", password, wheel)
+    assert by_twine.returncode == 0, by_twine.stdout + by_twine.stderr
+    # The page is read (and kept) before the sdist arrives ...
+    before = requests.get(route.index() + "up-pass/", headers=basic("tester", password), timeout=30)
+    assert before.status_code == 200 and sdist.name not in before.text
+    by_uv = uv_publish(route.base, "tester", password, sdist)
+    assert by_uv.returncode == 0, by_uv.stderr
+    # ... and an upload makes the service read it again.
+    after = requests.get(route.index() + "up-pass/", headers=basic("tester", password), timeout=30)
+    assert sdist.name in after.text
+    assert route.files("up-pass", tmp_path) == sorted([wheel.name, sdist.name])
+
+    # uv's --check-url at the route's own index, read with the caller's credentials.
+    skipped = uv_publish(route.base, "__token__", password, wheel, sdist, check_url=route.index())
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stderr.count("already exists") == 2
+
+    python = venv(tmp_path / "pip-venv")
+    pip = run(
+        sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir",
+        "--disable-pip-version-check", "--index-url", route.index("tester", password),
+        "up-pass",
+    )  # fmt: skip
+    assert pip.returncode == 0, pip.stderr
+    assert imports(python, "import up_pass; print(up_pass.VALUE)") == "passed"
+    python = venv(tmp_path / "uv-venv")
+    uv = run(
+        BIN / "uv", "pip", "install", "--no-cache", "--python", python,
+        "--index-url", route.index("__token__", password), "up-pass==1.0",
+    )  # fmt: skip
+    assert uv.returncode == 0, uv.stderr
+    assert imports(python, "import up_pass; print(up_pass.VALUE)") == "passed"
+
+
+@pytest.mark.parametrize("route", ["htpasswd_registry"], indirect=True)
+def test_hatch_publishes_through_a_pass_through_route(route: Route, tmp_path: Path) -> None:
+    user, password = route.registry.username, route.registry.password
+    assert user is not None and password is not None
+    wheel = make_wheel(tmp_path, "up-pass-hatch", "1.0")
+    result = hatch_publish(route.base + "legacy/", user, password, wheel)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert route.files("up-pass-hatch", tmp_path) == [wheel.name]
+    # Without credentials: asked for some, nothing written.
+    (tmp_path / "other").mkdir()
+    other = make_wheel(tmp_path / "other", "up-pass-other", "1.0")
+    anonymous = post(route.base, other, {})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Basic ")
+    assert route.files("up-pass-other", tmp_path) == []
 
 
 # --- who may upload -------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from setuptools_ghcr.core.targets import LayoutTarget, parse_target
+from setuptools_ghcr.errors import ConfigError
 from setuptools_ghcr.serve.app import IndexApp
-from setuptools_ghcr.serve.upload import Uploads, parse_size
+from setuptools_ghcr.serve.upload import MAX_UPLOAD_SIZE_ENV, Uploads, max_upload_size, parse_size
 from setuptools_ghcr.serve.upload_auth import caller_credentials
 from setuptools_ghcr.storage.factory import StoreFactory
 
@@ -168,3 +169,11 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="is not a size"):
         parse_size(text)
+
+
+def test_the_cap_comes_from_the_option_else_the_environment() -> None:
+    assert max_upload_size(None, {}) is None
+    assert max_upload_size(None, {MAX_UPLOAD_SIZE_ENV: "2M"}) == 2 << 20
+    assert max_upload_size(5, {MAX_UPLOAD_SIZE_ENV: "2M"}) == 5
+    with pytest.raises(ConfigError, match=f"{MAX_UPLOAD_SIZE_ENV}: 'lots' is not a size"):
+        max_upload_size(None, {MAX_UPLOAD_SIZE_ENV: "lots"})

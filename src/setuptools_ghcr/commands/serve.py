@@ -10,13 +10,8 @@ from typing import TYPE_CHECKING
 from setuptools_ghcr.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from setuptools_ghcr.cli import Context
     from setuptools_ghcr.storage.factory import StoreFactory
-
-#: The size cap of uploads when ``--max-upload-size`` is not given.
-MAX_UPLOAD_SIZE_ENV = "SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE"
 
 
 def _port(text: str) -> int:
@@ -96,22 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SIZE",
         help="refuse uploads bigger than SIZE (e.g. 500M, 2G) with 413 before reading them "
-        f"(default: ${MAX_UPLOAD_SIZE_ENV}, else no cap)",
+        "(default: $SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE, else no cap)",
     )
-
-
-def _max_upload_size(args: argparse.Namespace, environ: Mapping[str, str]) -> int | None:
-    if args.max_upload_size is not None:
-        return int(args.max_upload_size)
-    text = environ.get(MAX_UPLOAD_SIZE_ENV, "").strip()
-    if not text:
-        return None
-    from setuptools_ghcr.serve.upload import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise ConfigError(f"{MAX_UPLOAD_SIZE_ENV}: {error}") from None
 
 
 def _fixed_target(args: argparse.Namespace, context: Context) -> StoreFactory | None:
@@ -137,7 +118,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.serve.projects import DEFAULT_CACHE_TTL
     from setuptools_ghcr.serve.server import make_server
     from setuptools_ghcr.serve.settings import serve_settings
-    from setuptools_ghcr.serve.upload import Uploads
+    from setuptools_ghcr.serve.upload import Uploads, max_upload_size
 
     ttl = DEFAULT_CACHE_TTL if args.cache_ttl is None else args.cache_ttl
     settings = serve_settings(
@@ -146,7 +127,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
         fallback_index=args.fallback_index,
         allowed_hosts=args.allowed_hosts,
     )
-    uploads = Uploads(max_size=_max_upload_size(args, context.environ), environ=context.environ)
+    uploads = Uploads(
+        max_size=max_upload_size(args.max_upload_size, context.environ), environ=context.environ
+    )
     # Access lines are the point of a foreground server: show them (and whatever else the
     # index service says at INFO) unless logging is finer.
     server_log = logging.getLogger(serve.__name__)

@@ -413,6 +413,6 @@ def _upload_handler(uploads: Uploads) -> PostHandler:
         target = request.view.mount.target
         if target is None:
             raise HTTPError("405 Method Not Allowed", "this index takes no uploads")
-        return uploads.handle(request.environ, target)
+        return uploads.handle(request.environ, target, request.forget)
 
     return handle

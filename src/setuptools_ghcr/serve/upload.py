@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from setuptools_ghcr.core.targets import LayoutTarget, Target
 from setuptools_ghcr.errors import (
     AuthenticationError,
+    ConfigError,
     ConflictError,
     DigestMismatchError,
     GhcrError,
@@ -43,7 +44,7 @@ from setuptools_ghcr.usecases.upload import ReceivedUpload, publish_upload
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["UPLOAD_PATHS", "Uploads", "parse_size"]
+__all__ = ["MAX_UPLOAD_SIZE_ENV", "UPLOAD_PATHS", "Uploads", "max_upload_size", "parse_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 _ACTION = "file_upload"
 _SAYS = {"uploaded": "uploaded", "exists": "already there (same sha256)"}
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: The size cap of uploads when ``--max-upload-size`` is not given (``serve`` and WSGI).
+MAX_UPLOAD_SIZE_ENV = "SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE"
 
 
 class _Refusal(Exception):
@@ -77,6 +80,19 @@ def parse_size(text: str) -> int:
     if not 1 <= value < 1 << 50:
         raise ValueError(f"{text!r} is not a size (e.g. 500M, 2G or a number of bytes)")
     return int(value)
+
+
+def max_upload_size(given: int | None, environ: Mapping[str, str]) -> int | None:
+    """The upload size cap: ``given`` (the option), else the environment's, else none."""
+    if given is not None:
+        return given
+    text = environ.get(MAX_UPLOAD_SIZE_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise ConfigError(f"{MAX_UPLOAD_SIZE_ENV}: {error}") from None
 
 
 def _answer(code: int, reason: str, message: str, headers: list[tuple[str, str]]) -> Response:
@@ -154,8 +170,17 @@ class Uploads:
         self._environ = dict(environ or {})
         self._limits = limits or FormLimits()
 
-    def handle(self, environ: WSGIEnvironment, target: Target) -> Response:
-        """Answer one upload ``POST`` for ``target``; never raises for the request's faults."""
+    def handle(
+        self,
+        environ: WSGIEnvironment,
+        target: Target,
+        published: Callable[[str], None] | None = None,
+    ) -> Response:
+        """Answer one upload ``POST`` for ``target``; never raises for the request's faults.
+
+        ``published(project)`` is called once a file was added to ``project`` (so that a page
+        kept in memory is read again, and a client that looks right after sees the file).
+        """
         try:
             result = self._upload(environ, target)
         except _Refusal as refusal:
@@ -169,6 +194,8 @@ class Uploads:
             logger.warning("upload failed: %s", error)
             reason = error.strerror or str(error)
             return _answer(500, "Internal Server Error", f"cannot store the upload: {reason}", [])
+        if published is not None and result.status == "uploaded":
+            published(result.project)
         line = f"{_SAYS.get(result.status, result.status)}: {result.filename} -> {result.reference}"
         return _answer(200, "OK", line, [])
 
