@@ -177,3 +177,27 @@ def test_the_cap_comes_from_the_option_else_the_environment() -> None:
     assert max_upload_size(5, {MAX_UPLOAD_SIZE_ENV: "2M"}) == 5
     with pytest.raises(ConfigError, match=f"{MAX_UPLOAD_SIZE_ENV}: 'lots' is not a size"):
         max_upload_size(None, {MAX_UPLOAD_SIZE_ENV: "lots"})
+
+
+def test_the_unread_rest_is_dropped_after_the_answer_not_before(tmp_path: Path) -> None:
+    app = app_for(UNREACHABLE, tmp_path, max_size=1000)
+    stream = io.BytesIO(b"x" * 6000)
+    captured: list[str] = []
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": stream,
+        "CONTENT_TYPE": "multipart/form-data; boundary=x",
+        "CONTENT_LENGTH": "5000",
+        "HTTP_AUTHORIZATION": basic("u", "p"),
+    }
+    body = app(env, lambda status, headers, exc_info=None: captured.append(status))  # type: ignore[arg-type,return-value]
+    assert captured[0].startswith("413 ")
+    assert b"".join(body).startswith(b"the upload is 5000 bytes")
+    assert stream.tell() == 0  # answered before any of it was read
+    body.close()  # type: ignore[attr-defined]
+    # Read to its Content-Length, so the connection closes cleanly; never beyond it.
+    assert stream.tell() == 5000

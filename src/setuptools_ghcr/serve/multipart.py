@@ -13,12 +13,12 @@ import email.parser
 import email.policy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from setuptools_ghcr.core.oci import Digest, DigestWriter
 from setuptools_ghcr.errors import GhcrError
 
-__all__ = ["FormError", "FormLimits", "ReceivedFile", "UploadForm", "read_form"]
+__all__ = ["FormError", "FormLimits", "Readable", "ReceivedFile", "UploadForm", "read_form"]
 
 #: Bytes asked of the input at a time.
 READ_SIZE = 256 << 10
@@ -74,6 +74,12 @@ class _Writer(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+class Readable(Protocol):
+    """What the body is read from: a WSGI server's ``wsgi.input``, a file."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 def boundary_of(content_type: str) -> bytes:
     """The boundary of a ``multipart/form-data`` content type; FormError for anything else."""
     message = email.message.Message()
@@ -93,7 +99,7 @@ def boundary_of(content_type: str) -> bytes:
 class _Body:
     """The request body: at most ``length`` bytes of ``stream``, read a chunk at a time."""
 
-    def __init__(self, stream: BinaryIO, length: int) -> None:
+    def __init__(self, stream: Readable, length: int) -> None:
         self._stream = stream
         self._remaining = length
         self.buffer = bytearray()
@@ -227,7 +233,7 @@ def _read_file(
 
 
 def read_form(
-    stream: BinaryIO,
+    stream: Readable,
     length: int,
     content_type: str,
     open_file: Callable[[], _Writer],

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from setuptools_ghcr.core.targets import LayoutTarget, Target
 from setuptools_ghcr.errors import (
@@ -34,7 +35,7 @@ from setuptools_ghcr.errors import (
     InvalidReferenceError,
     TooLargeError,
 )
-from setuptools_ghcr.serve.multipart import FormError, FormLimits, UploadForm, read_form
+from setuptools_ghcr.serve.multipart import FormError, FormLimits, Readable, UploadForm, read_form
 from setuptools_ghcr.serve.upload_auth import caller_credentials, challenge_header
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.registry.credentials import Credentials
@@ -55,8 +56,58 @@ Response = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 _ACTION = "file_upload"
 _SAYS = {"uploaded": "uploaded", "exists": "already there (same sha256)"}
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: How long the unread rest of a refused upload is still read and dropped, and in what bites.
+DRAIN_SECONDS = 10.0
+DRAIN_CHUNK = 256 << 10
 #: The size cap of uploads when ``--max-upload-size`` is not given (``serve`` and WSGI).
 MAX_UPLOAD_SIZE_ENV = "SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE"
+
+
+class _CountingInput:
+    """The request body, counting what was read of it."""
+
+    def __init__(self, stream: Readable | None) -> None:
+        self._stream = stream
+        self.consumed = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._stream is None:
+            return b""
+        data = self._stream.read(size)
+        self.consumed += len(data)
+        return data
+
+
+class _ThenDrain:
+    """An answer's body which, once sent (``close``), reads and drops the rest of the request.
+
+    An answer given before the body was read (401, 413, a malformed form) must still reach a
+    client that is busy sending: closing a connection with unread data resets it, and the
+    client then reports a broken connection instead of the answer. So the rest is read and
+    dropped, a chunk at a time, for at most ``seconds``: after that the connection goes.
+    """
+
+    def __init__(
+        self, body: Iterable[bytes], source: _CountingInput, remaining: int, seconds: float
+    ) -> None:
+        self._body = body
+        self._source = source
+        self._remaining = remaining
+        self._seconds = seconds
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        deadline = time.monotonic() + self._seconds
+        while self._remaining > 0 and time.monotonic() < deadline:
+            try:
+                data = self._source.read(min(DRAIN_CHUNK, self._remaining))
+            except OSError:
+                return
+            if not data:
+                return
+            self._remaining -= len(data)
 
 
 class _Refusal(Exception):
@@ -181,8 +232,23 @@ class Uploads:
         ``published(project)`` is called once a file was added to ``project`` (so that a page
         kept in memory is read again, and a client that looks right after sees the file).
         """
+        source = _CountingInput(environ.get("wsgi.input"))
+        status, headers, body = self._respond(environ, target, source, published)
+        text = str(environ.get("CONTENT_LENGTH", "") or "").strip()
+        unread = (int(text) if text.isdigit() else 0) - source.consumed
+        if unread > 0:
+            body = _ThenDrain(body, source, unread, DRAIN_SECONDS)
+        return status, headers, body
+
+    def _respond(
+        self,
+        environ: WSGIEnvironment,
+        target: Target,
+        source: _CountingInput,
+        published: Callable[[str], None] | None,
+    ) -> Response:
         try:
-            result = self._upload(environ, target)
+            result = self._upload(environ, target, source)
         except _Refusal as refusal:
             return _answer(refusal.code, refusal.reason, refusal.message, refusal.headers)
         except GhcrError as error:
@@ -199,7 +265,9 @@ class Uploads:
         line = f"{_SAYS.get(result.status, result.status)}: {result.filename} -> {result.reference}"
         return _answer(200, "OK", line, [])
 
-    def _upload(self, environ: WSGIEnvironment, target: Target) -> FileResult:
+    def _upload(
+        self, environ: WSGIEnvironment, target: Target, source: _CountingInput
+    ) -> FileResult:
         if isinstance(target, LayoutTarget):
             raise _Refusal(
                 405,
@@ -223,14 +291,13 @@ class Uploads:
                 "Content Too Large",
                 f"the upload is {length} bytes; this index takes at most {self._max_size}",
             )
-        stream: BinaryIO = environ["wsgi.input"]
         content_type = str(environ.get("CONTENT_TYPE", "") or "")
         with tempfile.TemporaryDirectory(
             prefix="setuptools-ghcr-upload-", dir=self._spool_dir
         ) as d:
             spooled = Path(d) / "content.part"
             with spooled.open("xb") as out:
-                form = read_form(stream, length, content_type, lambda: out, limits=self._limits)
+                form = read_form(source, length, content_type, lambda: out, limits=self._limits)
             _check_form(form)
             assert form.file is not None
             upload = ReceivedUpload(
