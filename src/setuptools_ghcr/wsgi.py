@@ -30,8 +30,6 @@ from setuptools_ghcr.serve.app import IndexApp
 
 __all__ = ["application", "create_application"]  # noqa: F822 - application: see __getattr__
 
-MAX_UPLOAD_SIZE_ENV = "SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE"
-
 
 def create_application(environ: Mapping[str, str] | None = None) -> IndexApp:
     """The index service configured by ``environ`` (default: the process environment)."""
@@ -40,7 +38,7 @@ def create_application(environ: Mapping[str, str] | None = None) -> IndexApp:
     from setuptools_ghcr.errors import ConfigError
     from setuptools_ghcr.serve.app import make_app
     from setuptools_ghcr.serve.settings import serve_settings
-    from setuptools_ghcr.serve.upload import Uploads, parse_size
+    from setuptools_ghcr.serve.upload import Uploads, max_upload_size
     from setuptools_ghcr.storage.factory import StoreFactory
 
     env = dict(os.environ if environ is None else environ)
@@ -53,12 +51,7 @@ def create_application(environ: Mapping[str, str] | None = None) -> IndexApp:
             "SETUPTOOLS_GHCR_SERVE_REGISTRIES (registries of pass-through routes)"
         )
     factory = StoreFactory(parse_target(named, insecure=insecure), environ=env) if named else None
-    max_size = None
-    if env.get(MAX_UPLOAD_SIZE_ENV, "").strip():
-        try:
-            max_size = parse_size(env[MAX_UPLOAD_SIZE_ENV])
-        except ValueError as error:
-            raise ConfigError(f"{MAX_UPLOAD_SIZE_ENV}: {error}") from None
+    max_size = max_upload_size(None, env)
     return make_app(
         factory,
         registries=settings.registries,

@@ -23,7 +23,7 @@ import pytest
 import requests
 from support.cli import user_environment
 from support.http import serving
-from support.registry_harness import RunningRegistry
+from support.registry_harness import RunningRegistry, free_port
 from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.core.targets import RegistryTarget, parse_target
@@ -621,3 +621,61 @@ def test_a_big_upload_streams_with_flat_memory(
     found = read_version(store, "up-huge", list_versions(store)[0])
     assert found is not None
     assert [(e.filename, e.size) for e in found.files] == [(huge.name, huge.stat().st_size)]
+
+
+# --- under gunicorn -------------------------------------------------------------------------
+
+
+def test_uploads_under_gunicorn_workers(htpasswd_registry: RunningRegistry, tmp_path: Path) -> None:
+    """Several worker processes take a matrix's uploads at once; all land, the cap holds."""
+    user, password = htpasswd_registry.username, htpasswd_registry.password
+    assert user is not None and password is not None
+    namespace = f"gunicorn{os.getpid()}"
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    env = user_environment(
+        SETUPTOOLS_GHCR_REPOSITORY=f"{htpasswd_registry.host}/{namespace}",
+        SETUPTOOLS_GHCR_MAX_UPLOAD_SIZE="1M",
+        SETUPTOOLS_GHCR_CACHE_DIR=str(tmp_path / "cache"),
+        HOME=str(tmp_path),
+    )
+    command = [
+        sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
+        "--timeout", "60", "setuptools_ghcr.wsgi:application",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(base + "health", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"gunicorn did not answer: {log.read_text()[-3000:]}", pytrace=False)
+        tags = [f"cp31{minor}-cp31{minor}-manylinux_2_17_x86_64" for minor in range(6)]
+        wheels = [make_wheel(tmp_path, "up-gunicorn", "1.0", tag=tag) for tag in tags]
+        with ThreadPoolExecutor(len(wheels)) as pool:
+            answers = list(pool.map(lambda w: post(base, w, basic(user, password)), wheels))
+        assert [a.status_code for a in answers] == [200] * len(wheels), [a.text for a in answers]
+        big = make_wheel(
+            tmp_path, "up-gunicorn-big", "1.0", extra_files={"x/blob": os.urandom(3 << 20)}
+        )
+        refused = uv_publish(base, user, password, big)
+        assert refused.returncode != 0 and "413" in refused.stderr, refused.stderr
+        by_twine = twine(
+            base + "legacy/", user, password, make_sdist(tmp_path, "up-gunicorn", "1.0")
+        )
+        assert by_twine.returncode == 0, by_twine.stdout + by_twine.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    target = parse_target(f"{htpasswd_registry.host}/{namespace}")
+    with StoreFactory(target, username=user, password=password, environ={}, home=tmp_path) as f:
+        assert published_files(f, "up-gunicorn") == sorted(
+            [w.name for w in wheels] + ["up_gunicorn-1.0.tar.gz"]
+        )
+        assert published_files(f, "up-gunicorn-big") == []
