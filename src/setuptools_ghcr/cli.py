@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         words, pip_args = words[:cut], words[cut + 1 :]
     args, unknown = parser.parse_known_args(words)
     if unknown:
-        parser.error(_unrecognized(args.verb, unknown))
+        parser.error(_unrecognized(args, unknown))
     if pip_args is not None:
         if args.verb != "install":
             parser.error("'--' passes arguments on to pip; only 'install' takes them")
@@ -185,12 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, context, _os_error(error), "OSError")
 
 
-def _unrecognized(verb: str, unknown: Sequence[str]) -> str:
+def _unrecognized(args: argparse.Namespace, unknown: Sequence[str]) -> str:
     message = f"unrecognized arguments: {' '.join(unknown)}"
-    if verb == "install" and any(word.startswith("-") for word in unknown):
+    if args.verb == "install" and any(word.startswith("-") for word in unknown):
+        requirements = " ".join(args.requirements)
         message += (
-            "; options for pip go after '--', e.g. "
-            f"setuptools-ghcr install REQUIREMENT -- {' '.join(unknown)}"
+            "; options for pip go after '--': "
+            f"setuptools-ghcr install {requirements} -- {' '.join(unknown)}"
         )
     return message
 

@@ -84,9 +84,18 @@ def test_cli_inspect_table_and_errors(
     target = f"oci:{tmp_path / 'pkgs'}"
 
     assert main(["inspect", "-r", target, "shown-pkg"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    output = capsys.readouterr().out
+    # The table, then after a blank line each version's annotations.
+    table, annotations = output.split("\n\n", 1)
+    lines = table.splitlines()
     assert lines[0].split() == ["VERSION", "FILE", "SIZE", "SHA256", "REQUIRES-PYTHON", "UPLOADED"]
     assert len(lines) == 4
+    shown = annotations.splitlines()
+    assert shown[0] == "1.1rc1 annotations:"
+    assert "1.0 annotations:" in shown
+    assert "  org.opencontainers.image.version: 1.0" in shown
+    # Only the wheel of 1.0 has a summary.
+    assert "  org.opencontainers.image.description: (differs by file; see --json)" in shown
     wheel = built[0]
     row = next(line for line in lines if wheel.name in line).split()
     assert row[:5] == [
@@ -131,3 +140,22 @@ def test_inspect_missing_project(tmp_path: Path) -> None:
     factory = StoreFactory(LayoutTarget(tmp_path / "empty"), environ={})
     with pytest.raises(NotFoundError, match="project ghost not found"):
         inspect_project(factory.open("ghost"), "ghost")
+
+
+def test_cli_inspect_shows_configured_annotations_without_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.setuptools-ghcr]\nrepository = "oci:pkgs"\n'
+        '[tool.setuptools-ghcr.annotations]\n"com.example.team" = "platform"\n'
+    )
+    monkeypatch.chdir(project)
+    wheel = make_wheel(tmp_path, "annotated-pkg", "2.0")
+    assert main(["push", str(wheel)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "annotated-pkg"]) == 0
+    captured = capsys.readouterr()
+    assert "2.0 annotations:\n  com.example.team: platform\n" in captured.out
+    assert captured.err.startswith("using oci:")

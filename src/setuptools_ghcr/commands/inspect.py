@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print everything as JSON, manifest digests and annotations included",
+        help="print everything as JSON, each file's manifest digest and annotations included",
     )
 
 
@@ -60,6 +60,7 @@ def _rich_table(
 def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.usecases.inspect import (
         TABLE_HEADER,
+        annotation_lines,
         inspect_project,
         project_json,
         table_rows,
@@ -70,14 +71,18 @@ def run(args: argparse.Namespace, context: Context) -> int:
     with context.factory(args) as stores:
         store = stores.open(requirement.name)
         info = inspect_project(
-            store, requirement.name, requirement.specifier or None, manifests=args.json
+            store, requirement.name, requirement.specifier or None, manifests=True
         )
     out = sys.stdout
     if args.json:
         json.dump(project_json(info), out, indent=2)
         out.write("\n")
-    elif out.isatty():
+        return 0
+    if out.isatty():
         _rich_table(TABLE_HEADER, table_rows(info), f"{info.project} in {info.location}", out)
     else:
         print(format_table(TABLE_HEADER, table_rows(info)), file=out)
+    annotations = annotation_lines(info)
+    if annotations:
+        print("", *annotations, sep="\n", file=out)
     return 0

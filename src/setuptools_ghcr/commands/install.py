@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="take nothing from any other index: pip runs with --no-index, so a dependency "
         "the target lacks fails the install",
     )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="install for this interpreter (or virtual environment folder); default: the "
+        "active virtual environment ($VIRTUAL_ENV), else the interpreter this tool runs on "
+        "unless pipx or uv tool made that environment",
+    )
     parser.usage = "%(prog)s [options] REQUIREMENT... [-- PIP_ARGS...]"
     parser.epilog = (
         "Arguments after '--' go to 'python -m pip install' unchanged, e.g. "
@@ -52,6 +59,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.errors import InvalidReferenceError
     from setuptools_ghcr.progress import transfer_progress
     from setuptools_ghcr.usecases.install import install
+    from setuptools_ghcr.usecases.interpreter import choose_interpreter
 
     requirements, pip_args = split_pip_args(args)
     if not requirements:
@@ -59,6 +67,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     options = resolve_options(args, context)
     if args.target_only and "--no-index" not in pip_args:
         pip_args = ["--no-index", *pip_args]
+    interpreter = choose_interpreter(args.python, context.environ)
+    context.announce(interpreter.describe())
     with (
         context.factory(args) as stores,
         open_cache(args, context) as cache,
@@ -71,4 +81,5 @@ def run(args: argparse.Namespace, context: Context) -> int:
             pip_args=pip_args,
             options=options,
             progress=progress,
+            pip=interpreter.pip,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import gzip
+import os
 import tarfile
 import zipfile
 import zlib
@@ -299,15 +300,29 @@ class ScannedDistribution:
         )
 
 
+def _missing(path: Path) -> str:
+    if any(char in str(path) for char in "*?["):
+        # The shell passes a pattern that matched nothing on as it is.
+        return f"{path}: no such file (no file matches the pattern; build the files first?)"
+    return f"{path}: no such file"
+
+
 def scan_distribution(path: Path) -> ScannedDistribution:
     """Check a built sdist or wheel's name and core metadata, which must agree.
 
     Anything wrong raises :class:`InvalidDistributionError` with one line naming the file.
     """
+    if path.is_dir():
+        raise InvalidDistributionError(
+            f"{str(path)!r} is a folder, not a distribution; give the built files in it, "
+            f"e.g. {path}{os.sep}*"
+        )
+    if not path.exists():
+        raise InvalidDistributionError(_missing(path))
     filename = path.name
     name, version, kind, tags = parse_filename(filename)
     if not path.is_file():
-        raise InvalidDistributionError(f"{path}: no such file")
+        raise InvalidDistributionError(f"{path}: not a regular file")
     metadata = (
         _wheel_metadata(path, name, version)
         if kind == "wheel"

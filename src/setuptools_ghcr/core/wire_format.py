@@ -109,8 +109,11 @@ def extra_tag_problem(tag: str) -> str | None:
         return f"{tag!r} is not a valid OCI tag"
     version = tag_to_version(tag)
     if version is not None:
-        # It would repoint that version's own tag at another version's files.
-        return f"{tag!r} is the tag of version {version}"
+        return (
+            f"{tag!r} is the tag of version {version}: every version is tagged with its own "
+            f"version already, and this would point version {version}'s tag at the files "
+            "published with it; give extra tags names that are not versions (latest, stable)"
+        )
     return None
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ProjectInfo",
     "VersionInfo",
     "inspect_project",
+    "annotation_lines",
     "project_json",
     "table_rows",
 ]
@@ -192,3 +193,24 @@ def table_rows(info: ProjectInfo) -> list[tuple[str, ...]]:
                 )
             )
     return rows
+
+
+def annotation_lines(info: ProjectInfo) -> list[str]:
+    """The annotations of each version, as ``KEY: VALUE`` lines under a ``VERSION`` heading.
+
+    A version's are its index's and those its files' manifests share; one that differs from
+    file to file is shown as such (``--json`` has each file's). Needs the manifests read.
+    """
+    lines: list[str] = []
+    for version in info.versions:
+        shown = dict(version.annotations)
+        per_file = [f.manifest_annotations for f in version.files]
+        keys = sorted({key for found in per_file if found for key in found})
+        for key in keys:
+            values = {(found or {}).get(key) for found in per_file}
+            (only,) = values if len(values) == 1 else (None,)
+            shown[key] = only if only is not None else "(differs by file; see --json)"
+        if shown:
+            lines.append(f"{version.version} annotations:")
+            lines.extend(f"  {key}: {shown[key]}" for key in sorted(shown))
+    return lines

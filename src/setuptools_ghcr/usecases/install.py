@@ -24,10 +24,19 @@ logger = logging.getLogger(__name__)
 
 
 def pip_command(
-    files: Sequence[Path], pip_args: Sequence[str] = (), python: str | None = None
+    files: Sequence[Path],
+    pip_args: Sequence[str] = (),
+    python: str | None = None,
+    *,
+    pip: Sequence[str] = (),
 ) -> list[str]:
-    """The ``python -m pip install`` command line for ``files``."""
-    return [python or sys.executable, "-m", "pip", "install", *map(str, files), *pip_args]
+    """The ``python -m pip install`` command line for ``files``.
+
+    ``pip`` is the command that runs pip (see ``usecases.interpreter``); by default
+    ``python -m pip`` with ``python``, else this interpreter.
+    """
+    runner = list(pip) or [python or sys.executable, "-m", "pip"]
+    return [*runner, "install", *map(str, files), *pip_args]
 
 
 def install(
@@ -39,6 +48,7 @@ def install(
     options: ResolveOptions | None = None,
     progress: ProgressFactory | None = None,
     python: str | None = None,
+    pip: Sequence[str] = (),
 ) -> int:
     """Download into a temporary folder, run pip on the files, and return pip's exit status.
 
@@ -52,6 +62,6 @@ def install(
         downloaded = download(
             stores, requirements, Path(folder), cache=cache, options=options, progress=progress
         )
-        command = pip_command([d.path for d in downloaded], extra, python)
+        command = pip_command([d.path for d in downloaded], extra, python, pip=pip)
         logger.info("running %s", " ".join(command))
         return subprocess.run(command, check=False).returncode

@@ -31,10 +31,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from setuptools_ghcr.core.oci import Descriptor, Index
-from setuptools_ghcr.core.wire_format import entry_key, merge_index, version_to_tag
+from setuptools_ghcr.core.wire_format import OCI_VERSION, entry_key, merge_index, version_to_tag
 from setuptools_ghcr.errors import GhcrError, RegistryError
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.versions import read_index
@@ -182,10 +182,30 @@ def _read_back(store: Store, tag: str) -> Index | None:
         ) from error
 
 
+def _names_newer(store: Store, extra: str, version: Version) -> bool:
+    """Whether the extra tag names a version higher than ``version`` already (by its index's
+    version annotation; an index without one, as PyOCI writes them, names none)."""
+    held = read_index(store, extra)
+    named = held.annotations.get(OCI_VERSION) if held is not None else None
+    try:
+        newer = named is not None and Version(named) > version
+    except InvalidVersion:
+        return False
+    if newer:
+        logger.warning("%s stays on %s, which is newer than %s", extra, named, version)
+    return newer
+
+
 def point_tags(store: Store, version: Version, tags: Sequence[str]) -> None:
-    """Point extra tags at the version's index as it is now (re-read after each failure)."""
+    """Point extra tags at the version's index as it is now (re-read after each failure).
+
+    A tag that names a higher version stays: publishing a backport (1.4.2 after 2.0.0)
+    never moves ``latest`` back.
+    """
     tag = version_to_tag(version)
     for extra in tags:
+        if _names_newer(store, extra, version):
+            continue
         for attempt in range(MERGE_ATTEMPTS):
             current = read_index(store, tag)
             if current is None:

@@ -138,6 +138,26 @@ def _describe(specifier: SpecifierSet) -> str:
     return str(specifier) or "any version"
 
 
+def _say_if_sdist_instead(
+    chosen: FileEntry, files: Sequence[FileEntry], env: TargetEnvironment
+) -> None:
+    """Warn when wheels exist but none fits, so the sdist (to be built by pip) was taken."""
+    if not chosen.filename.endswith(".tar.gz"):
+        return
+    wheels = [entry.filename for entry in files if entry.filename.endswith(".whl")]
+    if wheels:
+        logger.warning(
+            "no wheel of %s %s fits Python %s on %s (there are %d: %s); chose the sdist %s",
+            chosen.project,
+            chosen.version,
+            env.python_version,
+            env.tags[0].platform if env.tags else "this platform",
+            len(wheels),
+            ", ".join(wheels[:3]) + (", ..." if len(wheels) > 3 else ""),
+            chosen.filename,
+        )
+
+
 class Resolver:
     """Resolves requirements against one target and downloads the chosen files.
 
@@ -289,6 +309,7 @@ class Resolver:
                         candidates[0],
                         version,
                     )
+                _say_if_sdist_instead(ranked[0], published.files, env)
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
             refused += published.skipped
