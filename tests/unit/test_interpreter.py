@@ -88,3 +88,19 @@ def test_refusals(tmp_path: Path) -> None:
         choose_interpreter(str(tmp_path / "gone"), {}, **kwargs)
     with pytest.raises(ConfigError, match="no Python interpreter there"):
         choose_interpreter("no-such-python-here", {"PATH": str(tmp_path)}, **kwargs)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX virtual environment layout")
+def test_environments_linking_to_one_base_interpreter_are_not_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _env(tmp_path / "base") / "bin" / "python"
+    own, other = tmp_path / "own" / "bin", tmp_path / "other" / "bin"
+    for folder in (own, other):
+        folder.mkdir(parents=True)
+        (folder / "python").symlink_to(base)
+    monkeypatch.setattr(interpreter, "_own_pip_takes_python", lambda: True)
+    chosen = choose_interpreter(
+        str(other.parent), {}, executable=str(own / "python"), prefix=str(own.parent)
+    )
+    assert chosen.pip == (str(own / "python"), "-m", "pip", "--python", str(other / "python"))

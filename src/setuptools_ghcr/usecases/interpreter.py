@@ -97,10 +97,9 @@ def choose_interpreter(
     """``--python``, else ``VIRTUAL_ENV``, else ``executable`` unless it runs a tool's own
     environment (then an error that says what to do)."""
     if option:
-        python = _interpreter_path(option, environ)
-        if python.resolve() == Path(executable).resolve():
-            return Interpreter(str(python), "--python", (executable, "-m", "pip"))
-        return _for(python, "--python", executable)
+        # Never compared with ``executable`` by what it resolves to: every virtual
+        # environment's python links to the same base interpreter.
+        return _for(_interpreter_path(option, environ), "--python", executable)
     active = environ.get("VIRTUAL_ENV", "")
     if active and Path(active).resolve() != Path(prefix).resolve():
         python = _venv_python(Path(active))

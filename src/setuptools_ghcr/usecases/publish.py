@@ -84,7 +84,7 @@ class PushOptions:
     #: checked and hashed before anything is sent.
     stream_from: int = STREAM_FROM
     #: How the face that publishes spells "skip existing files", for the conflict error.
-    skip_advice: str = "pass --skip-existing"
+    skip_advice: str = "give --skip-existing"
     #: Projects that live in the target whatever it answers (recorded as such when required).
     internal_projects: ProjectPatterns = field(default_factory=ProjectPatterns)
 
