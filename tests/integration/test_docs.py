@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry, free_port, start_registry
+from support.registry_harness import RunningRegistry, free_port, start_registry
+from support.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,11 @@ import venv
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_wheel
+from support.stores import publish_files
+from support.wheels import make_wheel
 
-from setuptools_ghcr.core.dists import read_distribution
 from setuptools_ghcr.core.targets import LayoutTarget
 from setuptools_ghcr.storage.factory import StoreFactory
-from setuptools_ghcr.usecases.publish import publish
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +54,7 @@ def published(tmp_path: Path) -> str:
     (tmp_path / "made").mkdir()
     wheel = make_wheel(tmp_path / "made", "placed-pkg", "1.0")
     with StoreFactory(LayoutTarget(store), environ={}) as stores:
-        publish(stores.open, [read_distribution(wheel)])
+        publish_files(stores, wheel)
     return f"oci:{store}"
 
 

@@ -9,8 +9,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-from helpers.wheels import make_sdist, make_wheel
-from registry_harness import RunningRegistry
+from support.registry_harness import RunningRegistry
+from support.wheels import make_sdist, make_wheel
 
 from setuptools_ghcr.cli import main
 from setuptools_ghcr.core.targets import parse_target

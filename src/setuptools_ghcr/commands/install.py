@@ -68,7 +68,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.target_only and "--no-index" not in pip_args:
         pip_args = ["--no-index", *pip_args]
     interpreter = choose_interpreter(args.python, context.environ)
-    context.announce(interpreter.describe())
     with (
         context.factory(args) as stores,
         open_cache(args, context) as cache,
@@ -82,4 +81,5 @@ def run(args: argparse.Namespace, context: Context) -> int:
             options=options,
             progress=progress,
             pip=interpreter.pip,
+            before_pip=lambda: context.announce(interpreter.describe()),
         )

@@ -11,7 +11,7 @@ import logging
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from setuptools_ghcr.storage.cache import BlobCache
@@ -49,8 +49,11 @@ def install(
     progress: ProgressFactory | None = None,
     python: str | None = None,
     pip: Sequence[str] = (),
+    before_pip: Callable[[], None] | None = None,
 ) -> int:
     """Download into a temporary folder, run pip on the files, and return pip's exit status.
+
+    ``before_pip`` is called once everything is downloaded, right before pip runs.
 
     pip's own output goes where ours goes (the streams are inherited).
     """
@@ -64,4 +67,6 @@ def install(
         )
         command = pip_command([d.path for d in downloaded], extra, python, pip=pip)
         logger.info("running %s", " ".join(command))
+        if before_pip is not None:
+            before_pip()
         return subprocess.run(command, check=False).returncode
