@@ -209,6 +209,10 @@ class Sandbox:
         if step.background:
             self._start(command, block)
             return
+        assert not re.search(r"setuptools-ghcr\s+serve\b", command), (
+            f"{block.where}: `{command}` serves until stopped: end it with `&` (and name "
+            "its --port), or mark the block with a docs-test skip"
+        )
         done = subprocess.run(
             ["bash", "-c", command],
             cwd=self.work,
