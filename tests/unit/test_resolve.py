@@ -18,6 +18,7 @@ from setuptools_ghcr.core.selection import (
     python_compatible,
     rank_files,
     requirement_applies,
+    sdist_notice,
 )
 from setuptools_ghcr.errors import InvalidReferenceError
 
@@ -289,3 +290,16 @@ def test_requirement_applies_for_top_level() -> None:
     markers = {"python_version": "3.11", "python_full_version": "3.11.4", "sys_platform": "linux"}
     assert requirement_applies(Requirement("demo; sys_platform == 'linux'"), markers)
     assert not requirement_applies(Requirement("demo; sys_platform == 'win32'"), markers)
+
+
+def test_sdist_notice_only_when_wheels_exist_but_none_fits() -> None:
+    target = env("cp311-cp311-macosx_14_0_arm64")
+    wheels = [File("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl")]
+    sdist = File("demo-1.0.tar.gz")
+    notice = sdist_notice(sdist, [*wheels, sdist], target)
+    assert notice == (
+        "no wheel of demo 1.0 fits Python 3.11.4 on macosx_14_0_arm64 (there are 1: "
+        "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl); chose the sdist demo-1.0.tar.gz"
+    )
+    assert sdist_notice(sdist, [sdist], target) is None
+    assert sdist_notice(wheels[0], [*wheels, sdist], target) is None

@@ -48,6 +48,7 @@ __all__ = [
     "python_compatible",
     "rank_files",
     "requirement_applies",
+    "sdist_notice",
 ]
 
 logger = logging.getLogger(__name__)
@@ -344,3 +345,22 @@ def reachable_projects(
             dep for dep in (canonicalize_name(r.name) for r in requires[name]) if dep in requires
         )
     return reachable
+
+
+def sdist_notice(
+    chosen: Candidate, files: Iterable[Candidate], env: TargetEnvironment
+) -> str | None:
+    """What to say when ``chosen`` is an sdist although the version has wheels: none fits
+    ``env`` (a ``--platform`` of another machine, say), so pip will build the sdist."""
+    if not chosen.filename.endswith(".tar.gz"):
+        return None
+    wheels = [file.filename for file in files if file.filename.endswith(".whl")]
+    if not wheels:
+        return None
+    name, version = parse_sdist_filename(chosen.filename)
+    where = env.tags[0].platform if env.tags else "this platform"
+    shown = ", ".join(wheels[:3]) + (", ..." if len(wheels) > 3 else "")
+    return (
+        f"no wheel of {name} {version} fits Python {env.python_version} on {where} "
+        f"(there are {len(wheels)}: {shown}); chose the sdist {chosen.filename}"
+    )

@@ -39,6 +39,7 @@ from setuptools_ghcr.core.selection import (
     rank_files,
     reachable_projects,
     requirement_applies,
+    sdist_notice,
 )
 from setuptools_ghcr.core.wire_format import METADATA_MEDIA_TYPE, FileEntry, layer_of
 from setuptools_ghcr.errors import (
@@ -136,26 +137,6 @@ def _same_version(text: str, version: Version) -> bool:
 
 def _describe(specifier: SpecifierSet) -> str:
     return str(specifier) or "any version"
-
-
-def _say_if_sdist_instead(
-    chosen: FileEntry, files: Sequence[FileEntry], env: TargetEnvironment
-) -> None:
-    """Warn when wheels exist but none fits, so the sdist (to be built by pip) was taken."""
-    if not chosen.filename.endswith(".tar.gz"):
-        return
-    wheels = [entry.filename for entry in files if entry.filename.endswith(".whl")]
-    if wheels:
-        logger.warning(
-            "no wheel of %s %s fits Python %s on %s (there are %d: %s); chose the sdist %s",
-            chosen.project,
-            chosen.version,
-            env.python_version,
-            env.tags[0].platform if env.tags else "this platform",
-            len(wheels),
-            ", ".join(wheels[:3]) + (", ..." if len(wheels) > 3 else ""),
-            chosen.filename,
-        )
 
 
 class Resolver:
@@ -309,7 +290,9 @@ class Resolver:
                         candidates[0],
                         version,
                     )
-                _say_if_sdist_instead(ranked[0], published.files, env)
+                notice = sdist_notice(ranked[0], published.files, env)
+                if notice:
+                    logger.warning("%s", notice)
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
             refused += published.skipped
