@@ -572,18 +572,27 @@ def test_a_damaged_cache_entry_is_read_again(
     first = IndexApp(stores, disk=IndexCache(tmp_path / "cache"))
     try:
         before = call(first, "/simple/demo-pkg/", accept=PIP_ACCEPT).json()
+        wheel = demo[2]
+        url = f"/files/demo-pkg/2.0/{wheel.filename}.metadata"
+        assert call(first, url).body == wheel.metadata
     finally:
         first.close()
     store = stores.open("demo-pkg")
-    entry = tmp_path / "cache" / "blobs" / "sha256" / store.tags["2.0"].hex
-    entry.write_bytes(entry.read_bytes().replace(b"demo", b"evil"))
+    # A tag map that cannot be read whole is ignored: every index is read again...
+    (tag_map,) = (tmp_path / "cache" / "serve" / "tags").iterdir()
+    tag_map.write_bytes(tag_map.read_bytes()[:-10])
+    # ...and a damaged metadata file is read again from the registry, never served.
+    entry = tmp_path / "cache" / "blobs" / "sha256" / Digest.of_bytes(wheel.metadata).hex
+    entry.write_bytes(wheel.metadata.replace(b"demo", b"evil"))
     store.calls.clear()
     second = IndexApp(stores, disk=IndexCache(tmp_path / "cache"))
     try:
         assert call(second, "/simple/demo-pkg/", accept=PIP_ACCEPT).json() == before
+        assert sorted(store.calls) == ["get_manifest 1.0", "get_manifest 2.0", "list_tags"]
+        assert call(second, url).body == wheel.metadata
+        assert "read_blob" in store.calls
     finally:
         second.close()
-    assert store.calls == ["list_tags", "get_manifest 2.0"]
 
 
 def _reader_source(stores: FakeStores, caller: str) -> Source:

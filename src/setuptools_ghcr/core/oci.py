@@ -61,6 +61,10 @@ _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 
 
+#: Compiled once: a page of thousands of files checks tens of thousands of digests.
+_HEX_RE = re.compile(r"[a-f0-9]+")
+
+
 def is_valid_tag(tag: str) -> bool:
     """Whether ``tag`` is a valid OCI tag."""
     return _TAG_RE.fullmatch(tag) is not None
@@ -82,7 +86,7 @@ class Digest:
         expected = _ALGORITHMS.get(self.algorithm)
         if expected is None:
             raise InvalidReferenceError(f"unsupported digest algorithm {self.algorithm!r}")
-        if len(self.hex) != expected or not re.fullmatch(r"[a-f0-9]+", self.hex):
+        if len(self.hex) != expected or not _HEX_RE.fullmatch(self.hex):
             raise InvalidReferenceError(f"malformed {self.algorithm} digest {self.hex[:80]!r}")
 
     @classmethod

@@ -192,14 +192,15 @@ class _Reading:
         return VersionState(version, TagRecord(found.digest, self.now, changed), files)
 
     def load(self, tag: str, version: Version, record: TagRecord) -> VersionState | None:
-        """A known tag's version from the disk cache; None when the cache lacks its index."""
+        """A known tag's version from the disk cache: the files the tag map kept, else its
+        index by digest; None when the cache has neither."""
+        if record.files is not None:
+            return VersionState(version, replace(record, files=None), record.files)
         raw = self.disk.read(record.digest) if self.disk is not None else None
         if raw is None:
             return None
-        media_type = media_type_of(raw) or ""
-        return VersionState(
-            version, record, self._files(RawManifest(raw, media_type, record.digest), version)
-        )
+        found = RawManifest(raw, media_type_of(raw) or "", record.digest)
+        return VersionState(version, record, self._files(found, version))
 
     def _files(self, found: RawManifest, version: Version) -> tuple[FileEntry, ...]:
         what = f"{self.store.location}:{version}"
@@ -327,7 +328,10 @@ class ProjectReader:
         states, read = self._read_due(reading, versions, known)
         found = {s.version: s.files for s in states.values() if s.files}
         if disk is not None and (read or len(states) != len(known)):
-            disk.save_tags(store.location, {tag: s.record for tag, s in states.items()})
+            disk.save_tags(
+                store.location,
+                {tag: replace(s.record, files=s.files) for tag, s in states.items()},
+            )
         files = {(tag, entry.filename): entry for tag, s in states.items() for entry in s.files}
         project = Project(project_page(name, found), files, states)
         self._keep(resource, project)
