@@ -552,3 +552,30 @@ def test_a_namespace_lists_its_projects_where_the_registry_can(
         server.shutdown()
         server.server_close()
         app.close()
+
+
+def test_the_fixed_target_reads_with_the_callers_credentials_when_given(
+    team: Team, tmp_path: Path
+) -> None:
+    # The server itself has no credentials: anonymous callers get what it can read (nothing
+    # here), callers with credentials what theirs can read.
+    factory = StoreFactory(
+        parse_target(f"{team.registry.host}/team/alice"), environ={}, home=tmp_path
+    )
+    app = make_app(factory)
+    server = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host, port = server.server_address[:2]
+        page_url = f"http://{host}:{port}/simple/alice-tool/"
+        _refused(*_get(page_url), team)
+        status, _, body = _get(page_url, user=_user(team, "alice"))
+        assert status == 200
+        assert json.loads(body)["versions"] == ["1.0"]
+        _refused(*_get(page_url, user=_user(team, "bob")), team)
+        _refused(*_get(page_url), team)
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
+        factory.close()
