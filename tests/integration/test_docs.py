@@ -205,6 +205,7 @@ class Sandbox:
         return env
 
     def run(self, step: Step, block: Block) -> None:
+        _assert_stays_local(step.command, block)
         command = self.substitute(step.command)
         if step.background:
             self._start(command, block)
@@ -277,6 +278,22 @@ class Sandbox:
             self.registry.close()
 
 
+#: Hosts a runnable block may name: this machine's loopback ones, and example.invalid-style
+#: names a test substitutes. Anything else would be traffic off this machine.
+_REMOTE = re.compile(
+    r"(?:https?://(?!127\.0\.0\.1\b|localhost\b|\[::1\])[^\s/'\"]+|\b(?:ghcr\.io|pypi\.org|github\.com)\b)"
+)
+
+
+def _assert_stays_local(command: str, block: Block) -> None:
+    """A runnable block never reaches for the network: it says where it would go instead."""
+    remote = _REMOTE.search(command)
+    assert remote is None, (
+        f"{block.where}: `{command}` reaches {remote.group(0)}; run it against a local "
+        "registry or oci: folder, or mark the block with <!-- docs-test: skip: REASON -->"
+    )
+
+
 def _environment(folder: Path) -> Path:
     """A virtual environment that sees the tools this test runs with (pip, build) without
     holding them, so that what the documents install lands in it and nowhere else."""
@@ -346,8 +363,10 @@ def test_the_documents_are_mostly_run_and_every_skip_says_why() -> None:
     for block in blocks:
         if block.skip is not None:
             assert len(block.skip) > 10, f"{block.where}: say why the block cannot run"
-        if block.info == "console":
+        elif block.info == "console":
             assert session(block), f"{block.where}: a console block without a `$ ` command"
+            for step in session(block):
+                _assert_stays_local(step.command, block)
 
 
 @pytest.mark.parametrize(
@@ -374,3 +393,23 @@ def test_sessions_join_continued_commands(tmp_path: Path) -> None:
     assert [step.command.count("\n") for step in steps] == [3, 0]
     assert steps[0].expected == ["1"]
     assert steps[1].background and not steps[0].background
+
+
+@pytest.mark.parametrize(
+    ("command", "local"),
+    [
+        ("setuptools-ghcr push --repository oci:packages dist/*", True),
+        ("pip install --index-url http://127.0.0.1:8000/simple/ mypkg", True),
+        ("setuptools-ghcr push --repository 127.0.0.1:5000/team dist/*", True),
+        ("setuptools-ghcr install -r ghcr.io/acme mypkg", False),
+        ("uv publish --publish-url https://pkgs.example.com/ghcr/ dist/*", False),
+        ("pip install --index-url https://pypi.org/simple/ x", False),
+    ],
+)
+def test_runnable_commands_stay_on_this_machine(tmp_path: Path, command: str, local: bool) -> None:
+    block = Block(ROOT / "README.md", 1, "console", "")
+    if local:
+        _assert_stays_local(command, block)
+    else:
+        with pytest.raises(AssertionError, match="mark the block"):
+            _assert_stays_local(command, block)
