@@ -51,11 +51,13 @@ from setuptools_ghcr.errors import (
     UnsafeResponseError,
 )
 from setuptools_ghcr.storage.cache import BlobCache
-from setuptools_ghcr.storage.store import ProgressFactory, Store
+from setuptools_ghcr.storage.store import ProgressCallback, ProgressFactory, Store
+from setuptools_ghcr.usecases.prefetch import Prefetcher
 from setuptools_ghcr.usecases.versions import (
     ListedFiles,
     file_blob,
     list_versions,
+    listed_blob,
     read_file_manifest,
     read_version,
 )
@@ -144,6 +146,8 @@ class Resolver:
 
     An instance remembers every tag list, index, manifest and store it has read, so a project
     or version met twice (as a dependency of two projects, say) costs nothing the second time.
+    With a ``prefetcher``, a chosen file starts downloading as soon as it is chosen, while
+    its dependencies are read (see ``prefetch``); :meth:`place` then waits for it.
     """
 
     def __init__(
@@ -152,11 +156,13 @@ class Resolver:
         cache: BlobCache,
         options: ResolveOptions | None = None,
         progress: ProgressFactory | None = None,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
         self._stores = stores
         self._cache = cache
         self.options = options or ResolveOptions()
         self._progress = progress
+        self._prefetcher = prefetcher
         self._opened: dict[NormalizedName, Store] = {}
         self._versions: dict[NormalizedName, list[Version]] = {}
         # Only the file entries of each version read: never the raw index (up to 4 MiB each).
@@ -293,6 +299,7 @@ class Resolver:
                 notice = sdist_notice(ranked[0], published.files, env)
                 if notice:
                     logger.warning("%s", notice)
+                self._prefetch(ranked[0])
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
             refused += published.skipped
@@ -305,6 +312,17 @@ class Resolver:
             f"Python {env.python_version} on {env.tags[0] if env.tags else 'this platform'}; "
             f"found: {files}"
         )
+
+    def _prefetch(self, entry: FileEntry) -> None:
+        """Start downloading a file just chosen, when its index entry names its blob."""
+        blob = listed_blob(entry)
+        if self._prefetcher is None or blob is None:
+            return
+
+        def progress() -> ProgressCallback | None:
+            return self._progress(entry.filename, blob.size) if self._progress else None
+
+        self._prefetcher.start(self.store(entry.project), blob, progress)
 
     def _selected(self, entry: FileEntry, extras: frozenset[str]) -> Selected:
         requires: tuple[Requirement, ...] = ()
@@ -408,6 +426,7 @@ class Resolver:
             )
             # What the previous choice asked for no longer holds.
             if current is not None:
+                self._drop_download(current, selected)
                 for old in current.requires:
                     wanted.get(canonicalize_name(old.name), {}).pop(name, None)
             chosen[name] = selected
@@ -420,7 +439,16 @@ class Resolver:
 
         reachable = reachable_projects(roots, {name: c.requires for name, c in chosen.items()})
         self._report_left_to_pip(reachable, chosen)
-        return [selected for name, selected in chosen.items() if name in reachable]
+        final = [selected for name, selected in chosen.items() if name in reachable]
+        if self._prefetcher is not None:
+            self._prefetcher.keep_only({s.entry.sha256 for s in final if s.entry.sha256})
+        return final
+
+    def _drop_download(self, current: Selected, replacement: Selected) -> None:
+        """Stop prefetching a file that a re-selection replaced."""
+        digest = current.entry.sha256
+        if self._prefetcher is not None and digest not in (None, replacement.entry.sha256):
+            self._prefetcher.cancel(digest)
 
     def _report_left_to_pip(
         self, reachable: set[NormalizedName], chosen: dict[NormalizedName, Selected]
@@ -460,9 +488,12 @@ class Resolver:
         folder.mkdir(parents=True, exist_ok=True)
         digest = entry.sha256
         size = entry.size
-        from_cache = digest is not None and self._cache.has(digest)
+        prefetcher = self._prefetcher
+        started = digest is not None and prefetcher is not None and prefetcher.started(digest)
+        from_cache = digest is not None and not started and self._cache.has(digest)
+        # A prefetched blob was verified as it arrived, as one fetched below would be.
+        fetched = digest is not None and prefetcher is not None and prefetcher.wait(digest)
         for _attempt in range(2):
-            fetched = False
             if digest is None or not self._cache.has(digest):
                 layer = self.layer(entry)
                 digest, size = layer.digest, layer.size
@@ -472,7 +503,7 @@ class Resolver:
             # A blob fetched just now was verified as it arrived: it is not hashed again.
             if self._cache.place(digest, size, path, just_verified=fetched):
                 return Downloaded(selected, path, from_cache)
-            from_cache = False
+            from_cache = fetched = False
         raise DigestMismatchError(
             f"{entry.filename}: the copy in the cache is damaged again after a fresh download"
         )
@@ -492,5 +523,7 @@ def download(
 ) -> list[Downloaded]:
     """Resolve ``requirements`` on the target and write the chosen files to ``destination``."""
     parsed = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
-    resolver = Resolver(stores, cache, options, progress)
-    return resolver.download(resolver.resolve(parsed), destination)
+    # Leaving the block (a failure included) cancels and waits for unfinished downloads.
+    with Prefetcher(cache) as prefetcher:
+        resolver = Resolver(stores, cache, options, progress, prefetcher)
+        return resolver.download(resolver.resolve(parsed), destination)
