@@ -1,7 +1,7 @@
 """Benchmark setuptools-ghcr against curl, skopeo and oras-py, and write docs/performance.md.
 
     python benchmarks/run.py                       # everything, 1 GiB, 3 rounds
-    python benchmarks/run.py --size-mib 64 --only push,download --no-write
+    python benchmarks/run.py --size-mib 64 --only transfer,versions --no-write
     python benchmarks/run.py --list
 
 Each scenario starts its own local docker-registry, generates its inputs (incompressible
@@ -28,8 +28,8 @@ from report import Outcome, load_results, render, render_text, save_results
 SCENARIOS = {
     "transfer": "push and download of one big wheel vs curl, skopeo, oras-py; RSS by size",
     "publish": "re-push of an unchanged big wheel; 50 small wheels in one command vs 50",
-    "resolve": "resolve and download one small wheel of a project with 200 versions",
-    "serve": "the simple index: cold and warm page of 200 versions x 4 files, req/s, pip",
+    "versions": "resolve and serve 500, 2,000 and 5,000 versions (30 ms added for serve)",
+    "index": "the index service against pypiserver: 50 projects, req/s, pip and uv installs",
     "startup": "setuptools-ghcr --help; what the setup.py entry point adds",
 }
 
@@ -46,14 +46,14 @@ def _scenario(name: str, args: argparse.Namespace, workdir: Path) -> list[Outcom
         import publishing
 
         return publishing.run(workdir, size, rounds)
-    if name == "resolve":
-        import resolving
+    if name == "versions":
+        import versions
 
-        return resolving.run(workdir, rounds)
-    if name == "serve":
-        import serving
+        return versions.run(workdir, rounds)
+    if name == "index":
+        import index_service
 
-        return serving.run(workdir, rounds)
+        return index_service.run(workdir, rounds)
     if name == "startup":
         import startup
 
