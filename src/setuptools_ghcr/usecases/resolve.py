@@ -14,16 +14,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from setuptools_ghcr.core.dependencies import ProjectPatterns
 from setuptools_ghcr.core.dists import (
     MAX_METADATA_SIZE,
     MetadataFields,
@@ -32,7 +29,6 @@ from setuptools_ghcr.core.dists import (
 )
 from setuptools_ghcr.core.oci import Descriptor, Digest, Manifest
 from setuptools_ghcr.core.selection import (
-    TargetEnvironment,
     applicable_requirements,
     matching_versions,
     parse_requirement,
@@ -52,6 +48,7 @@ from setuptools_ghcr.errors import (
 )
 from setuptools_ghcr.storage.cache import BlobCache
 from setuptools_ghcr.storage.store import ProgressCallback, ProgressFactory, Store
+from setuptools_ghcr.usecases.choices import Downloaded, ResolveOptions, Selected, StoreOpener
 from setuptools_ghcr.usecases.prefetch import Prefetcher
 from setuptools_ghcr.usecases.versions import (
     ListedFiles,
@@ -80,54 +77,6 @@ SHOWN_VERSIONS = 5
 MAX_ROUNDS_PER_PROJECT = 20
 #: Version indexes one resolve may read, all projects together.
 MAX_VERSIONS_READ = 200
-
-
-class StoreOpener(Protocol):
-    """Opens the store of any project of one target (``stores.StoreFactory`` is one)."""
-
-    @property
-    def target(self) -> object: ...
-
-    def open(self, project: str) -> Store: ...
-
-
-@dataclass(frozen=True)
-class ResolveOptions:
-    """How to choose: pre-releases, dependencies, wheels only, and for which target."""
-
-    pre: bool = False
-    deps: bool = True
-    only_binary: bool = False
-    environment: TargetEnvironment = field(default_factory=TargetEnvironment.current)
-    #: Projects that must come from the target, besides those the publisher recorded.
-    internal_projects: ProjectPatterns = field(default_factory=ProjectPatterns)
-
-
-@dataclass(frozen=True)
-class Selected:
-    """The file chosen for a project, and the dependencies it brings on the target."""
-
-    entry: FileEntry
-    location: str
-    extras: frozenset[str]
-    requires: tuple[Requirement, ...]
-
-    @property
-    def project(self) -> NormalizedName:
-        return self.entry.project
-
-    @property
-    def version(self) -> Version:
-        return self.entry.version
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    """A file written to the destination folder."""
-
-    selected: Selected
-    path: Path
-    from_cache: bool
 
 
 def _same_version(text: str, version: Version) -> bool:
