@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import io
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ from setuptools_ghcr.serve.app import IndexApp, PostRequest, layout_projects
 from setuptools_ghcr.serve.callers import ANONYMOUS
 from setuptools_ghcr.serve.index_cache import IndexCache
 from setuptools_ghcr.serve.pages import SIMPLE_JSON
-from setuptools_ghcr.serve.projects import ProjectReader, Source
+from setuptools_ghcr.serve.projects import DEFAULT_WORKERS, ProjectReader, Source
 from setuptools_ghcr.serve.warehouse import metadata_info
 from setuptools_ghcr.storage.store import BlobSource, ProgressCallback, RawManifest
 
@@ -810,3 +811,50 @@ def test_metadata_info_reads_core_metadata() -> None:
     assert info["license_expression"] == "MIT"
     assert info["description"] == "# Demo\nLong text.\n"
     assert info["home_page"] is None
+
+
+def test_a_cold_page_keeps_many_index_reads_in_flight(stores: FakeStores, tmp_path: Path) -> None:
+    # Over a link with a round trip of tens of milliseconds (a runner to ghcr.io), a page of
+    # thousands of versions takes as long as its index reads queue: eight at a time made
+    # 5,000 versions about 19 s of waiting at 30 ms each, 32 make it under 5 s.
+    WANTED = 32
+    store = stores.open("many")
+    store.publish(read_distribution(make_wheel(tmp_path, "many", f"1.{n}")) for n in range(WANTED))
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, highest
+    everyone_waiting = threading.Barrier(WANTED, timeout=10)
+    get_manifest = store.get_manifest
+
+    def slow_get_manifest(reference: str) -> RawManifest | None:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        try:
+            everyone_waiting.wait()  # breaks (and fails the page) if fewer come at once
+            return get_manifest(reference)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    store.get_manifest = slow_get_manifest  # type: ignore[method-assign]
+    application = IndexApp(stores)
+    try:
+        page = call(application, "/simple/many/", accept=PIP_ACCEPT)
+    finally:
+        application.close()
+    assert page.code == 200
+    assert len(page.json()["versions"]) == WANTED
+    assert in_flight[1] == WANTED
+
+
+def test_a_registry_client_keeps_as_many_connections_as_it_has_requests_in_flight() -> None:
+    from setuptools_ghcr.storage.registry.transport import POOL_SIZE, Transport
+
+    # requests keeps 10 connections to a host by default: the 11th of 32 concurrent index
+    # reads would open a connection, use it once and drop it.
+    transport = Transport("registry.example", "https", None)
+    try:
+        adapter = transport._session.get_adapter("https://registry.example/v2/")
+        assert adapter._pool_maxsize == POOL_SIZE >= DEFAULT_WORKERS  # type: ignore[attr-defined]
+    finally:
+        transport.close()

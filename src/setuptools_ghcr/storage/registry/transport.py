@@ -65,6 +65,8 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_RETRIES = 4
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Connections kept open to one host (see _new_session).
+POOL_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -364,4 +366,10 @@ def _new_session() -> requests.Session:
     session.headers["User-Agent"] = (
         f"setuptools-ghcr/{__version__} {requests.utils.default_user_agent()}"
     )
+    # Keep as many connections to a host as requests may be in flight at once (index reads
+    # of a page, uploads of a push): beyond requests' default of 10, every further one
+    # would open a connection, use it once and throw it away.
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
