@@ -50,6 +50,8 @@ class Sample:
 
     seconds: float
     peak_rss_mb: float
+    #: The one-minute load average when the run started (the machine is shared).
+    load: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def run_child(child: Child, scratch: Path, *, quiet: bool = True) -> Sample:
     log = scratch / "child-output.txt"
     # Dirty pages of the previous contender would be written back during this one.
     os.sync()
+    load = load_average()
     with log.open("wb") as output:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -121,7 +124,7 @@ def run_child(child: Child, scratch: Path, *, quiet: bool = True) -> Sample:
         raise SystemExit(f"{child.argv[0]} failed with status {code}: {list(child.argv)}\n{tail}")
     peak_kib = int(report.read_text().split()[-1])
     report.unlink()
-    return Sample(elapsed, peak_kib / 1024)
+    return Sample(elapsed, peak_kib / 1024, load)
 
 
 def in_turn(contenders: Sequence[T], round_number: int) -> list[T]:
@@ -146,7 +149,8 @@ def measure(
             sample = run_child(make(round_number), scratch)
             samples[name].append(sample)
             print(
-                f"    {name}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB",
+                f"    {name}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB, "
+                f"load {sample.load:.2f}",
                 flush=True,
             )
             if after is not None:

@@ -27,6 +27,7 @@ from report import Outcome, load_results, render, render_text, save_results
 
 SCENARIOS = {
     "transfer": "push and download of one big wheel vs curl, skopeo, oras-py; RSS by size",
+    "download": "download of one big wheel against curl alone, 5 rounds, each round's load",
     "publish": "re-push of an unchanged big wheel; 50 small wheels in one command vs 50",
     "versions": "resolve and serve 500, 2,000 and 5,000 versions (30 ms added for serve)",
     "index": "the index service against pypiserver: 50 projects, req/s, pip and uv installs",
@@ -42,6 +43,10 @@ def _scenario(name: str, args: argparse.Namespace, workdir: Path) -> list[Outcom
 
         small = args.small_mib << 20 if args.small_mib else None
         return transfer.run(workdir, size, rounds, small)
+    if name == "download":
+        import transfer
+
+        return transfer.run_download(workdir, size, max(rounds, 5))
     if name == "publish":
         import publishing
 

@@ -381,3 +381,50 @@ def _with_checks(outcome: Outcome, checks: list[Check]) -> Outcome:
     from dataclasses import replace
 
     return replace(outcome, checks=tuple(checks))
+
+
+def run_download(workdir: Path, size: int, rounds: int) -> list[Outcome]:
+    """Our download against curl's alone, round by round, with each round's load."""
+    registry = logged_registry("plain", workdir / "registry")
+    try:
+        wheels = BigWheels(workdir / "wheels", PROJECT, size)
+        try:
+            wheel = wheels.fresh()
+            report = _push_json(registry, f"{registry.host}/dl", wheel)
+            shutil.rmtree(wheel.parent)
+        finally:
+            wheels.close()
+        downloads = _Downloads(workdir, registry, report)
+        load_before = load_average()
+        pulled = measure(
+            [(PULL_OURS, downloads.ours), (PULL_CURL, downloads.curl)],
+            rounds,
+            workdir,
+            before=downloads.before,
+            after=downloads.after,
+        )
+    finally:
+        registry.close()
+    ours_runs, curl_runs = pulled[PULL_OURS].samples, pulled[PULL_CURL].samples
+    notes = [f"{rounds} rounds, ours and curl in turn; each round's figures:"]
+    for number, (mine, theirs) in enumerate(zip(ours_runs, curl_runs, strict=True), 1):
+        notes.append(
+            f"round {number}: {mine.seconds:.2f} s vs {theirs.seconds:.2f} s, "
+            f"{mine.seconds / theirs.seconds:.2f} x (load {mine.load:.2f} / {theirs.load:.2f})"
+        )
+    outcome = Outcome(
+        f"Download of a {_mib(size)} wheel, against curl only",
+        (
+            Row(PULL_OURS, pulled[PULL_OURS], PULL_CURL, "resolves, verifies, caches"),
+            Row(PULL_CURL, pulled[PULL_CURL], None, "blob URL known beforehand"),
+        ),
+        notes=tuple(notes),
+        load=(load_before, load_average()),
+    )
+    ratio = outcome.ratio(outcome.rows[0]) or 0.0
+    return [
+        _with_checks(
+            outcome,
+            [Check(f"download {_mib(size)} <= 1.3 x curl", f"{ratio:.2f} x", ratio <= 1.3)],
+        )
+    ]
