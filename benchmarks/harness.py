@@ -250,6 +250,9 @@ class Machine:
             "skopeo": _first_line(["skopeo", "--version"]),
             "oras-py": _package_version("oras"),
             "pip": _package_version("pip"),
+            "uv": _package_version("uv"),
+            "pypiserver": _package_version("pypiserver"),
+            "gunicorn": _package_version("gunicorn"),
             "requests": _package_version("requests"),
         }
         return cls(
