@@ -1,5 +1,7 @@
-"""Benchmark setuptools-ghcr against curl, skopeo and oras-py, and write docs/performance.md.
+"""Benchmark setuptools-ghcr against curl, skopeo, oras-py and pypiserver; write
+docs/performance.md.
 
+    pip install -e '.[dev,bench]'                  # pypiserver, gunicorn; ab: apache2-utils
     python benchmarks/run.py                       # everything, 1 GiB, 3 rounds
     python benchmarks/run.py --size-mib 64 --only transfer,versions --no-write
     python benchmarks/run.py --list
@@ -152,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in chosen if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}; see --list")
-    missing = [tool for tool in ("curl", "skopeo", "docker-registry") if not shutil.which(tool)]
+    tools = ["curl", "skopeo", "docker-registry"]
+    if "index" in chosen:
+        tools += ["ab", "gunicorn", "pypi-server"]
+    bin_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    missing = [tool for tool in tools if not shutil.which(tool, path=bin_path)]
     if missing:
         parser.error(f"missing tools: {', '.join(missing)}")
 
