@@ -20,6 +20,7 @@ The proxy counts the index reads (``GET /v2/.../manifests/<tag>``) of each step.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -54,10 +55,18 @@ class _Resolved:
     tag_pages: int
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class _Served:
     cold: float
     cold_reads: int
+    #: CPU seconds the cold page cost the server, and the registry behind it.
+    cold_cpu: tuple[float, float]
     restarted: float
     restarted_reads: int
     fresh: float
@@ -116,9 +125,15 @@ def _serve(registry: RunningRegistry, size: int, workdir: Path) -> _Served:
     with DelayingProxy(registry.host, DELAY) as proxy:
         target = f"{proxy.host}/{NAMESPACE}"
         peak = 0.0
+        assert registry.process is not None
         with Server.ours(target, log, env=env, extra=extra) as server:
             proxy.clear()
+            before = _cpu_seconds(server.process.pid), _cpu_seconds(registry.process.pid)
             cold, shown = _page(server, project)
+            cold_cpu = (
+                _cpu_seconds(server.process.pid) - before[0],
+                _cpu_seconds(registry.process.pid) - before[1],
+            )
             cold_reads = proxy.count("GET", INDEX_READ)
             peak = max(peak, server.peak_rss_mb())
         with Server.ours(target, log, env=env, extra=extra) as server:
@@ -135,6 +150,7 @@ def _serve(registry: RunningRegistry, size: int, workdir: Path) -> _Served:
     return _Served(
         cold,
         cold_reads,
+        cold_cpu,
         restarted,
         restarted_reads,
         fresh,
@@ -162,7 +178,8 @@ def run(workdir: Path, rounds: int, sizes: tuple[int, ...] = SIZES) -> list[Outc
             served[size] = _serve(registry, size, workdir)
             s = served[size]
             print(
-                f"    cold {s.cold:.2f} s ({s.cold_reads} index reads), restarted "
+                f"    cold {s.cold:.2f} s ({s.cold_reads} index reads, CPU {s.cold_cpu[0]:.1f} s "
+                f"server, {s.cold_cpu[1]:.1f} s registry), restarted "
                 f"{s.restarted:.3f} s ({s.restarted_reads}), new version {s.fresh:.3f} s "
                 f"({s.fresh_reads}, seen: {s.fresh_seen}), peak RSS {s.rss_mb:.0f} MB",
                 flush=True,
@@ -214,7 +231,8 @@ def _serve_outcome(
             Row(
                 f"{size} versions: cold page",
                 value=f"{s.cold:.2f} s",
-                note=f"{s.cold_reads} index reads; {s.versions_shown} versions on the page",
+                note=f"{s.cold_reads} index reads; {s.versions_shown} versions on the page; "
+                f"CPU: server {s.cold_cpu[0]:.1f} s, registry {s.cold_cpu[1]:.1f} s",
             ),
             Row(
                 f"{size} versions: restarted server",
