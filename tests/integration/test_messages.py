@@ -165,3 +165,16 @@ def test_latest_never_moves_back_to_a_lower_version(
     latest = read_index(store, "latest")
     assert latest is not None and latest.annotations["org.opencontainers.image.version"] == "2.1"
     stores.close()
+
+
+def test_a_target_ending_in_the_project_name_warns_where_it_goes(
+    work: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    wheel = make_wheel(work, "nested-pkg", "1.0")
+    with caplog.at_level(logging.WARNING):
+        assert main(["push", "-r", "oci:acme/nested_pkg", str(wheel)]) == 0
+    assert f"so nested-pkg goes to oci:{work / 'acme' / 'nested_pkg' / 'nested_pkg'}" in (
+        caplog.text
+    )
+    assert f"give oci:{work / 'acme'} as the target" in caplog.text
+    assert (work / "acme" / "nested_pkg" / "nested_pkg" / "index.json").is_file()

@@ -86,3 +86,21 @@ def test_without_a_repository_the_default_target_is_used_and_named(
     assert "Traceback" not in err
     # Reading created nothing.
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_failure_never_prints_the_password_it_was_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], json_output: bool
+) -> None:
+    from setuptools_ghcr.commands import inspect
+    from setuptools_ghcr.errors import GhcrError
+
+    def leaky(args: argparse.Namespace, context: cli.Context) -> int:
+        raise GhcrError(f"something echoed {args.password} and the word --password")
+
+    monkeypatch.setattr(inspect, "run", leaky)
+    argv = ["inspect", "-r", "oci:x", "-p", "pass", "mypkg"]
+    assert cli.main([*argv, "--json"] if json_output else argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "error: something echoed *** and the word --password\n"
+    assert "pass " not in captured.out
