@@ -78,6 +78,19 @@ def test_paths_no_mount_serves(path: str) -> None:
     assert router.route(path) is None
 
 
+def test_registries_named_insecure_are_read_over_http() -> None:
+    router = Router(
+        None, ["registry.lan:5000", "ghcr.io"], has_fixed=False, insecure=["registry.lan:5000"]
+    )
+    insecure = router.route("/registry.lan:5000/team/simple/")
+    secure = router.route("/ghcr.io/acme/simple/")
+    assert insecure is not None and secure is not None
+    assert isinstance(insecure.mount.target, RegistryTarget)
+    assert insecure.mount.target.scheme == "http"
+    assert isinstance(secure.mount.target, RegistryTarget)
+    assert secure.mount.target.scheme == "https"
+
+
 def test_without_a_fixed_target_only_listed_registries_route() -> None:
     router = Router(None, ["ghcr.io"], has_fixed=False)
     assert router.route("/simple/") is None

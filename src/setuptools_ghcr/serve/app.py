@@ -157,9 +157,10 @@ class IndexApp:
         disk: IndexCache | None = None,
         post: PostHandler | None = None,
         uploads: Uploads | None = None,
+        insecure: Iterable[str] = (),
     ) -> None:
         fixed = None if stores is None else FixedTarget(target, stores, list_projects)
-        self.router = Router(target, registries, has_fixed=fixed is not None)
+        self.router = Router(target, registries, has_fixed=fixed is not None, insecure=insecure)
         if self.router.registries and pool is None:
             raise ValueError("pass-through routes need a client pool")
         self._views = Views(fixed, pool)
@@ -389,7 +390,8 @@ def make_app(
         target = factory.target
         lister = factory_lister(factory)
     registries = tuple(registries)
-    maker = client_maker(environ or {}, frozenset(host.lower() for host in insecure))
+    insecure = tuple(host.lower() for host in insecure)
+    maker = client_maker(environ or {}, frozenset(insecure))
     pool = ClientPool(maker) if registries or factory else None
     return IndexApp(
         factory,
@@ -403,6 +405,7 @@ def make_app(
         fallback_index=fallback_index,
         disk=IndexCache(cache_dir) if cache_dir is not None else None,
         uploads=uploads,
+        insecure=insecure,
     )
 
 

@@ -100,10 +100,17 @@ class Router:
     """Maps request paths to mounts: the fixed target, and the listed registries' namespaces."""
 
     def __init__(
-        self, fixed: Target | None, registries: Iterable[str] = (), *, has_fixed: bool = True
+        self,
+        fixed: Target | None,
+        registries: Iterable[str] = (),
+        *,
+        has_fixed: bool = True,
+        insecure: Iterable[str] = (),
     ) -> None:
         self.fixed = Mount("", fixed, passthrough=False) if has_fixed else None
         self.registries = frozenset(parse_registry_host(host) for host in registries)
+        #: Listed registries spoken to over plain http although not on loopback.
+        self.insecure = tuple(insecure)
 
     def route(self, path: str) -> Route | None:
         """The route of an (unquoted) request path; None when nothing here serves it."""
@@ -137,7 +144,9 @@ class Router:
         if namespace and not is_valid_repository(namespace):
             return None
         try:
-            target = parse_target(f"{host}/{namespace}" if namespace else host)
+            target = parse_target(
+                f"{host}/{namespace}" if namespace else host, insecure=self.insecure
+            )
         except InvalidReferenceError:
             return None
         assert isinstance(target, RegistryTarget)  # a host/namespace is never a folder
