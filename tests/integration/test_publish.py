@@ -109,6 +109,9 @@ def test_wire_format_field_by_field(where: Where, tmp_path: Path) -> None:
     assert index is not None
     assert index.artifact_type == ARTIFACT_TYPE
     assert index.annotations["org.opencontainers.image.version"] == "1.0.0"
+    # ghcr.io shows a multi-file package's description from the index: it says it too.
+    assert index.annotations["org.opencontainers.image.source"] == "https://github.com/acme/demo"
+    assert index.annotations["org.opencontainers.image.description"] == "A demo."
     assert sorted(
         d.annotations["io.github.setuptools-ghcr.filename"] for d in index.manifests
     ) == sorted(p.name for p in paths)

@@ -37,6 +37,7 @@ from setuptools_ghcr.core.wire_format import (
     METADATA_MEDIA_TYPE,
     FileEntry,
     build_index,
+    described,
     file_entries,
     file_layer,
     file_manifest,
@@ -432,6 +433,40 @@ def _pyoci_entry(entry: Descriptor) -> Descriptor:
     return replace(entry, annotations={k: v for k, v in entry.annotations.items() if k in keep})
 
 
+def test_merge_index_sets_new_annotations_and_keeps_the_others(tmp_path: Path) -> None:
+    wheel = read_distribution(make_wheel(tmp_path, "demo", "1.0"))
+    entry = index_entry(wheel, file_manifest(wheel, created=CREATED), created=CREATED)
+    yanked = ANNOTATION_PREFIX + "yanked"
+    existing = build_index(
+        [entry],
+        version=Version("1.0"),
+        annotations={yanked: "true", "org.opencontainers.image.description": "old"},
+    )
+    merged = merge_index(
+        existing,
+        [],
+        version=Version("1.0"),
+        annotations={"org.opencontainers.image.description": "new"},
+    )
+    assert merged.annotations[yanked] == "true"
+    assert merged.annotations["org.opencontainers.image.description"] == "new"
+    assert merged.manifests == existing.manifests
+
+
+def test_described_names_source_summary_and_licenses(tmp_path: Path) -> None:
+    wheel = read_distribution(
+        make_wheel(tmp_path, "demo", "1.0", summary="Short.", license_expression="MIT")
+    )
+    assert described(wheel.fields, "https://github.com/acme/demo") == {
+        "org.opencontainers.image.source": "https://github.com/acme/demo",
+        "org.opencontainers.image.description": "Short.",
+        "org.opencontainers.image.licenses": "MIT",
+    }
+    (tmp_path / "bare").mkdir()
+    bare = read_distribution(make_wheel(tmp_path / "bare", "demo", "1.0"))
+    assert described(bare.fields, None) == {}
+
+
 def test_merge_index_replaces_a_pyoci_entry_of_the_same_file(tmp_path: Path) -> None:
     sdist_entry, wheel_entry = _entries(tmp_path, 2)
     existing = build_index(
@@ -620,7 +655,7 @@ def format_example(directory: Path) -> dict[str, Any]:
         d.filename: file_manifest(d, created=CREATED, source=SOURCE) for d in (wheel, sdist)
     }
     entries = [index_entry(d, manifests[d.filename], created=CREATED) for d in (wheel, sdist)]
-    index = build_index(entries, version=wheel.version)
+    index = build_index(entries, version=wheel.version, annotations=described(wheel.fields, SOURCE))
     return {
         "wheel": wheel,
         "sdist": sdist,

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from setuptools_ghcr.core.dists import Distribution, parse_filename
+from setuptools_ghcr.core.dists import Distribution, MetadataFields, parse_filename
 from setuptools_ghcr.core.oci import (
     MAX_MANIFEST_SIZE,
     Descriptor,
@@ -35,6 +35,7 @@ __all__ = [
     "LAYER_MEDIA_TYPE",
     "METADATA_MEDIA_TYPE",
     "build_index",
+    "described",
     "extra_tag_problem",
     "entry_key",
     "file_entries",
@@ -127,6 +128,23 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def described(fields: MetadataFields, source: str | None) -> dict[str, str]:
+    """The annotations that describe a project on registries' web pages: its source
+    repository (which also links a new ghcr.io package to it), summary and licenses.
+
+    ghcr.io shows a multi-file package's description from the version's index, so both the
+    index and each file's manifest carry these.
+    """
+    annotations: dict[str, str] = {}
+    if source:
+        annotations[OCI_SOURCE] = source
+    if fields.summary:
+        annotations[OCI_DESCRIPTION] = _truncate(fields.summary, DESCRIPTION_LIMIT)
+    if fields.license and len(fields.license) <= LICENSES_LIMIT:
+        annotations[OCI_LICENSES] = fields.license
+    return annotations
+
+
 def file_layer(dist: Distribution) -> Descriptor:
     """The layer descriptor of a distribution: the file itself, named for oras."""
     return Descriptor(
@@ -158,12 +176,7 @@ def file_manifest(
             PROJECT: dist.fields.name,
         }
     )
-    if source:
-        annotations[OCI_SOURCE] = source
-    if dist.fields.summary:
-        annotations[OCI_DESCRIPTION] = _truncate(dist.fields.summary, DESCRIPTION_LIMIT)
-    if dist.fields.license and len(dist.fields.license) <= LICENSES_LIMIT:
-        annotations[OCI_LICENSES] = dist.fields.license
+    annotations.update(described(dist.fields, source))
     recorded = format_names(target_dependencies)
     if recorded:
         annotations[TARGET_DEPENDENCIES] = recorded
@@ -245,11 +258,21 @@ def entry_key(entry: Descriptor) -> str:
     return entry_filename(entry) or str(entry.digest)
 
 
-def merge_index(existing: Index | None, new: Iterable[Descriptor], *, version: Version) -> Index:
-    """``existing`` with ``new`` entries added, replacing entries of the same file name."""
+def merge_index(
+    existing: Index | None,
+    new: Iterable[Descriptor],
+    *,
+    version: Version,
+    annotations: Mapping[str, str] | None = None,
+) -> Index:
+    """``existing`` with ``new`` entries added, replacing entries of the same file name.
+
+    ``annotations`` are set on the index, over those it had; the others (a yank) stay.
+    """
     old = list(existing.manifests) if existing is not None else []
-    annotations = dict(existing.annotations) if existing is not None else {}
-    return build_index([*old, *new], version=version, annotations=annotations)
+    merged = dict(existing.annotations) if existing is not None else {}
+    merged.update(annotations or {})
+    return build_index([*old, *new], version=version, annotations=merged)
 
 
 def format_names(names: Iterable[str]) -> str:

@@ -28,6 +28,7 @@ from setuptools_ghcr.core.wire_format import (
     METADATA_MEDIA_TYPE,
     FileEntry,
     build_index,
+    described,
     extra_tag_problem,
     file_entries,
     file_layer,
@@ -380,11 +381,16 @@ def publish(
         def record(key: tuple[NormalizedName, Version]) -> None:
             project, version = key
             store = stores[project]
-            mine = [by_name[p.dist.filename] for p in plans[key] if p.status == "uploaded"]
+            uploaded = [p.dist for p in plans[key] if p.status == "uploaded"]
+            mine = [by_name[dist.filename] for dist in uploaded]
             if mine:
                 # Fails early, before any index is written, when the index would be too big.
                 build_index(mine, version=version)
-                record_entries(store, version, mine)
+                notes: dict[str, str] = {}
+                for dist in uploaded:  # files of a version may not all say everything
+                    for name, value in described(dist.fields, options.source).items():
+                        notes.setdefault(name, value)
+                record_entries(store, version, mine, notes)
                 point_tags(store, version, options.extra_tags)
             elif any(p.status == "exists" for p in plans[key]):
                 point_tags(store, version, options.extra_tags)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from packaging.version import InvalidVersion, Version
@@ -119,8 +119,16 @@ def _pause_after(error: RegistryError, attempt: int) -> None:
     time.sleep(min(wait, 60.0) + random.uniform(0.0, 0.2))  # noqa: S311
 
 
-def record_entries(store: Store, version: Version, entries: Sequence[Descriptor]) -> Index:
-    """Merge ``entries`` into the version's index until it surely lists them; returns it."""
+def record_entries(
+    store: Store,
+    version: Version,
+    entries: Sequence[Descriptor],
+    annotations: Mapping[str, str] | None = None,
+) -> Index:
+    """Merge ``entries`` into the version's index until it surely lists them; returns it.
+
+    ``annotations`` are set on the index (source, description, licenses); others it has stay.
+    """
     tag = version_to_tag(version)
     erased: list[Descriptor] = []
     failures = 0
@@ -129,7 +137,9 @@ def record_entries(store: Store, version: Version, entries: Sequence[Descriptor]
         try:
             with store.lock() as locked:
                 current = read_index(store, tag)
-                merged = merge_index(current, [*erased, *entries], version=version)
+                merged = merge_index(
+                    current, [*erased, *entries], version=version, annotations=annotations
+                )
                 erased = []
                 if current is None or merged.raw != current.raw:
                     if locked:
