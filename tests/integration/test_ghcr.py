@@ -17,6 +17,8 @@ import pytest
 import requests
 from support.documents import EMPTY_DESCRIPTOR, EMPTY_JSON
 from support.ghcr_emulator import CHUNK_LIMIT, GhcrRegistry
+from support.github_api import GitHubApi
+from support.registry_harness import RunningRegistry
 from support.wheels import make_wheel
 
 from setuptools_ghcr import cli
@@ -415,3 +417,65 @@ def test_push_then_pull_through_the_command_line(
     assert ghcr_registry.cdn is not None
     assert all("authorization" not in seen for seen in ghcr_registry.cdn.requests)
     assert json.dumps(ghcr_registry.password) not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("namespace", "settings"),
+    [
+        ("tester", "https://github.com/users/tester/packages/container/{name}/settings"),
+        ("org{n}", "https://github.com/orgs/org{n}/packages/container/{name}/settings"),
+        (
+            "org{n}/tools",
+            "https://github.com/orgs/org{n}/packages/container/tools%2F{name}/settings",
+        ),
+    ],
+)
+def test_push_says_when_a_package_is_private_and_where_to_change_it(
+    ghcr_registry: GhcrRegistry,
+    github_api: GitHubApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    namespace: str,
+    settings: str,
+) -> None:
+    unique_part = uuid.uuid4().hex[:8]
+    namespace = namespace.format(n=unique_part)
+    project = f"vis-{unique_part}"
+    name = project.replace("-", "_")
+    wheel = make_wheel(tmp_path, project, "1.0")
+    for variable in [n for n in os.environ if n.startswith(("SETUPTOOLS_GHCR_", "GITHUB_"))]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GITHUB_API_URL", github_api.url)
+    assert ghcr_registry.password is not None
+    args = ["push", "-r", f"{ghcr_registry.host}/{namespace}", "-u", "me", "-p"]
+    args += [ghcr_registry.password, str(wheel)]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("uploaded: ")
+    assert lines[1] == (
+        f"{ghcr_registry.host}/{namespace}/{name} is private: pip and uv without credentials "
+        f"cannot install from it; make it public at {settings.format(n=unique_part, name=name)}"
+    )
+    assert len(lines) == 2
+
+    ghcr_registry.make_public(f"{namespace}/{name}")
+    assert cli.main([*args[:-1], "--json", str(wheel)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["status"], f["public"]) for f in report["files"]] == [("exists", True)]
+    # GitHub's API got the registry's token only, and only to tell a user from an org.
+    assert {r.path.split("/")[1] for r in github_api.requests} == {"users"}
+    bearers = {r.headers.get("authorization") for r in github_api.requests}
+    assert bearers == {f"Bearer {ghcr_registry.password}"}
+
+
+def test_push_elsewhere_checks_no_visibility(
+    token_registry: RunningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = make_wheel(tmp_path, "not-ghcr", "1.0")
+    assert token_registry.password is not None
+    args = ["push", "-r", f"{token_registry.host}/else", "-u", "tester", "-p"]
+    assert cli.main([*args, token_registry.password, "--json", str(wheel)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["public"] for f in report["files"]] == [None]

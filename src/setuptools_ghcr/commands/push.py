@@ -75,6 +75,7 @@ def _json(report: PushReport) -> dict[str, Any]:
                 "size": r.size,
                 "reference": r.reference,
                 "manifest": r.manifest,
+                "public": report.public(r),
             }
             for r in report.results
         ],

@@ -20,6 +20,7 @@ from setuptools_ghcr.storage.store import Store
 if TYPE_CHECKING:
     from setuptools_ghcr.storage.registry.client import RegistryClient
     from setuptools_ghcr.storage.registry.credentials import Credentials
+    from setuptools_ghcr.storage.registry.github import GitHubPackages
 
 __all__ = ["RETRIES_ENV", "TIMEOUT_ENV", "StoreFactory", "registry_limits"]
 
@@ -81,6 +82,8 @@ class StoreFactory:
         self._home = home
         self._given_credentials = given_credentials
         self._client: RegistryClient | None = None
+        self._anonymous: RegistryClient | None = None
+        self._github: GitHubPackages | None = None
         self._warned: set[str] = set()
         self._caller: Credentials | None = None
         self._for_caller = False
@@ -113,17 +116,15 @@ class StoreFactory:
 
     def client(self) -> RegistryClient:
         """The registry client of a registry target (made on first use)."""
-        if not isinstance(self.target, RegistryTarget):
-            raise TypeError("a layout target has no registry client")
+        target = self._registry_target()
         if self._client is None:
-            from setuptools_ghcr.storage.registry.client import RegistryClient
             from setuptools_ghcr.storage.registry.credentials import find_credentials
 
             credentials = (
                 self._caller
                 if self._for_caller
                 else find_credentials(
-                    self.target.host,
+                    target.host,
                     username=self._username,
                     password=self._password,
                     environ=self._environ,
@@ -131,24 +132,56 @@ class StoreFactory:
                     given_allowed=self._given_credentials,
                 )
             )
-            from setuptools_ghcr.storage.registry.challenge import (
-                ANONYMOUS_AUTH_ENV,
-                AnonymousAuth,
-            )
-            from setuptools_ghcr.storage.registry.transport import (
-                DEFAULT_RETRIES,
-                DEFAULT_TIMEOUT,
+            self._client = self._new_client(credentials)
+        return self._client
+
+    def anonymous_client(self) -> RegistryClient:
+        """A client of the same registry without any credentials: what everyone else sees."""
+        if self._anonymous is None:
+            self._anonymous = self._new_client(None)
+        return self._anonymous
+
+    def github(self) -> GitHubPackages:
+        """GitHub's REST API for the packages of this ghcr.io target, with the registry's
+        credentials (see ``GITHUB_API_URL``).
+
+        Refused for any other registry: its credentials must never reach GitHub.
+        """
+        target = self._registry_target()
+        client = self.client()
+        if not client.is_ghcr:
+            raise ConfigError(f"{target.host} is not ghcr.io: GitHub's API has no say there")
+        if self._github is None:
+            from setuptools_ghcr.storage.registry.github import (
+                API_URL_ENV,
+                DEFAULT_API_URL,
+                GitHubPackages,
             )
 
-            self._client = RegistryClient(
-                self.target.host,
-                self.target.scheme,
-                credentials,
-                timeout=_env_number(self._environ, TIMEOUT_ENV, float, DEFAULT_TIMEOUT),
-                retries=int(_env_number(self._environ, RETRIES_ENV, int, DEFAULT_RETRIES)),
-                anonymous_auth=AnonymousAuth.parse(self._environ.get(ANONYMOUS_AUTH_ENV)),
+            self._github = GitHubPackages(
+                self._environ.get(API_URL_ENV) or DEFAULT_API_URL, client.credentials
             )
-        return self._client
+        return self._github
+
+    def _registry_target(self) -> RegistryTarget:
+        if not isinstance(self.target, RegistryTarget):
+            raise TypeError("a layout target has no registry client")
+        return self.target
+
+    def _new_client(self, credentials: Credentials | None) -> RegistryClient:
+        from setuptools_ghcr.storage.registry.challenge import ANONYMOUS_AUTH_ENV, AnonymousAuth
+        from setuptools_ghcr.storage.registry.client import RegistryClient
+
+        target = self._registry_target()
+        timeout, retries = registry_limits(self._environ)
+        return RegistryClient(
+            target.host,
+            target.scheme,
+            credentials,
+            timeout=timeout,
+            retries=retries,
+            anonymous_auth=AnonymousAuth.parse(self._environ.get(ANONYMOUS_AUTH_ENV)),
+        )
 
     def open(self, project: str) -> Store:
         """The store holding ``project``."""
@@ -164,9 +197,10 @@ class StoreFactory:
         return self.client().store(self.target.repository(project))
 
     def close(self) -> None:
-        """Close the registry client, if one was made (its connections)."""
-        if self._client is not None:
-            self._client.close()
+        """Close the registry clients and the GitHub API client made (their connections)."""
+        for made in (self._client, self._anonymous, self._github):
+            if made is not None:
+                made.close()
 
 
 def registry_limits(environ: Mapping[str, str]) -> tuple[float, int]:

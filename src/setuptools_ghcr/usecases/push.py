@@ -25,6 +25,7 @@ from setuptools_ghcr.errors import GhcrError
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.store import ProgressFactory
 from setuptools_ghcr.usecases.publish import FileResult, PushOptions, publish
+from setuptools_ghcr.usecases.visibility import Visibility, check_visibility
 
 __all__ = ["ProgressBars", "PushReport", "push_files", "push_options", "version_files"]
 
@@ -44,10 +45,19 @@ class PushReport:
 
     target: Target
     results: tuple[FileResult, ...]
+    #: On ghcr.io, whether each project can be read without credentials.
+    visibility: tuple[Visibility, ...] = ()
 
     def lines(self) -> list[str]:
-        """One line per file, e.g. ``uploaded: a-1.0.tar.gz -> ghcr.io/acme/a:1.0``."""
-        return [f"{_SAYS[r.status]}: {r.filename} -> {r.reference}" for r in self.results]
+        """One line per file, e.g. ``uploaded: a-1.0.tar.gz -> ghcr.io/acme/a:1.0``, then one
+        per private ghcr.io package with the page that makes it public."""
+        lines = [f"{_SAYS[r.status]}: {r.filename} -> {r.reference}" for r in self.results]
+        lines.extend(line for v in self.visibility if (line := v.line()) is not None)
+        return lines
+
+    def public(self, result: FileResult) -> bool | None:
+        """Whether the file's package can be read without credentials (None: not checked)."""
+        return next((v.public for v in self.visibility if v.location == result.location), None)
 
 
 def push_options(
@@ -105,18 +115,18 @@ def push_files(
     announcement = choice.announcement()
     if announce is not None and announcement:
         announce(announcement)
-    with (
-        StoreFactory(
-            target,
-            username=username,
-            password=password,
-            environ=environ,
-            given_credentials=choice.credentials_allowed,
-        ) as stores,
-        (progress or nullcontext)() as bars,
-    ):
-        results = publish(stores.open, dists, options, bars)
-    return PushReport(target, tuple(results))
+    with StoreFactory(
+        target,
+        username=username,
+        password=password,
+        environ=environ,
+        given_credentials=choice.credentials_allowed,
+    ) as stores:
+        with (progress or nullcontext)() as bars:
+            results = publish(stores.open, dists, options, bars)
+        published = [(r.project, r.version) for r in results]
+        visibility = check_visibility(stores, published, environ)
+    return PushReport(target, tuple(results), tuple(visibility))
 
 
 def version_files(folder: Path, project: str, version: str) -> list[Path]:
