@@ -31,6 +31,9 @@ VERBS = {
     "install": "Resolve requirements, download them and install them with pip.",
     "serve": "Serve a PEP 503/691 simple index of a target for pip and uv.",
     "inspect": "Show a project's versions, files, digests and annotations.",
+    "yank": "Mark a version yanked (PEP 592): kept, but skipped unless pinned with ==.",
+    "delete": "Delete one version (ghcr.io: through GitHub's REST API).",
+    "prune": "Delete all but the newest versions of a project (per-commit builds).",
 }
 
 

@@ -59,6 +59,8 @@ class GitHubApi:
     def __init__(self, registry: GhcrRegistry) -> None:
         self.registry = registry
         self.state: GhcrState = registry.state
+        #: GitHub pages at most 100 versions; a test may page sooner, to page a short list.
+        self.max_per_page = 100
         self._lock = threading.Lock()
         self._seen: list[ApiRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -240,7 +242,7 @@ class _Exchange(BaseHTTPRequestHandler):
 
     def _list(self, package: Package, query: dict[str, str]) -> None:
         try:
-            per_page = min(int(query.get("per_page", "30")), 100)
+            per_page = min(int(query.get("per_page", "30")), self.api.max_per_page)
             page = max(int(query.get("page", "1")), 1)
         except ValueError:
             self._message(400, "Invalid request.")

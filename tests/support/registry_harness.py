@@ -266,13 +266,15 @@ class RunningRegistry:
             return "(no log)"
 
 
-def _config(registry: RunningRegistry, auth: dict[str, object] | None) -> dict[str, object]:
+def _config(
+    registry: RunningRegistry, auth: dict[str, object] | None, deletes: bool = True
+) -> dict[str, object]:
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
         "storage": {
             "filesystem": {"rootdirectory": str(registry.storage)},
-            "delete": {"enabled": True},
+            "delete": {"enabled": deletes},
         },
         "http": {"addr": registry.host, "secret": "test-only-" + secrets.token_hex(8)},
     }
@@ -299,6 +301,7 @@ def start_registry(
     token_realm: str | None = None,
     users: Sequence[str] = (),
     access: Access | None = None,
+    deletes: bool = True,
 ) -> RunningRegistry:
     """Configure and start a registry of the given kind with everything under ``root``.
 
@@ -306,7 +309,8 @@ def start_registry(
     :class:`CdnServer` on another host name (``localhost`` rather than ``127.0.0.1``).
     ``token_realm`` replaces the token server's URL in a ``token`` registry's challenges;
     ``users`` (more user names, given passwords here) and ``access`` (who may do what to
-    which repository) make its token server a team's.
+    which repository) make its token server a team's. Without ``deletes``, the registry
+    refuses ``DELETE`` (distribution's default).
     """
     _binary("docker-registry")
     root.mkdir(parents=True, exist_ok=True)
@@ -346,7 +350,7 @@ def start_registry(
             }
         }
     # JSON is YAML, and quotes paths and secrets safely.
-    registry.config_path.write_text(json.dumps(_config(registry, auth), indent=2))
+    registry.config_path.write_text(json.dumps(_config(registry, auth, deletes), indent=2))
     try:
         registry.start()
     except BaseException:

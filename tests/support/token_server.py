@@ -3,12 +3,8 @@
 A real ``docker-registry`` configured with ``auth: token`` trusts the self-signed certificate
 written by :meth:`TokenServer.write_certificate`; the JWTs carry it in their ``x5c`` header.
 Anonymous callers get ``pull`` only; the known user with the right password gets what it
-        reader = self._readers.get(username)
-        if reader is not None:
-            # A reader is not the known user: right password means "anonymous, plus its own".
-            return (username, None) if password == reader[0] else (username, False)
-asks for among ``pull`` and ``push``; a wrong password gets 401. Every request is recorded so
-that tests can check which scopes were asked for, and with which credentials.
+asks for among ``pull``, ``push`` and ``delete``; a wrong password gets 401. Every request is
+recorded so that tests can check which scopes were asked for, and with which credentials.
 
 More users and a per-repository rule (``access``) model a team: private repositories that
 anonymous callers cannot read, and users who see different things. A token then grants
@@ -40,7 +36,7 @@ from support.loopback import Loopback
 
 __all__ = ["Access", "TokenRequest", "TokenServer"]
 
-GRANTABLE = ("pull", "push")
+GRANTABLE = ("pull", "push", "delete")
 
 #: Whether a user (None: anonymous) may do an action ("pull", "push") on a repository.
 Access = Callable[[str | None, str, str], bool]

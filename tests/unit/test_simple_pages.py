@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -349,3 +350,26 @@ def test_negotiate(accept: str | None, expected: str | None) -> None:
 )
 def test_format_parameter_overrides_accept(requested: str, expected: str | None) -> None:
     assert negotiate(PIP_ACCEPT if expected != SIMPLE_JSON else "text/html", requested) == expected
+
+
+# --- PEP 592: yanked files --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("yanked", "shown"), [("", True), ("broken <b>", "broken <b>")])
+def test_yanked_files_say_so_in_json_and_html(yanked: str, shown: bool | str) -> None:
+    entry = replace(_entry("demo_pkg-1.0-py3-none-any.whl", "1.0"), yanked=yanked)
+    page = project_page("demo-pkg", {Version("1.0"): [entry]})
+    assert page.files[0].yanked == yanked
+    (item,) = json.loads(render_project(page, SIMPLE_JSON))["files"]
+    assert item["yanked"] == shown
+    body = render_project(page, SIMPLE_HTML)
+    ((attributes, _text),) = _links(body).links
+    assert attributes["data-yanked"] == yanked
+    assert b"<b>" not in body
+
+
+def test_files_not_yanked_have_no_yanked_attribute() -> None:
+    page = project_page("demo-pkg", {Version("1.0"): [_entry("demo_pkg-1.0.tar.gz", "1.0")]})
+    ((attributes, _text),) = _links(render_project(page, SIMPLE_HTML)).links
+    assert "data-yanked" not in attributes
+    assert json.loads(render_project(page, SIMPLE_JSON))["files"][0]["yanked"] is False

@@ -61,9 +61,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from setuptools_ghcr.usecases.inspect import (
         TABLE_HEADER,
         annotation_lines,
+        fetch_hint,
+        fetch_lines,
         inspect_project,
         project_json,
         table_rows,
+        yank_lines,
     )
     from setuptools_ghcr.usecases.resolve import parse_requirement
 
@@ -73,9 +76,10 @@ def run(args: argparse.Namespace, context: Context) -> int:
         info = inspect_project(
             store, requirement.name, requirement.specifier or None, manifests=True
         )
+        fetch = fetch_hint(stores, requirement.name)
     out = sys.stdout
     if args.json:
-        json.dump(project_json(info), out, indent=2)
+        json.dump(project_json(info, fetch), out, indent=2)
         out.write("\n")
         return 0
     if out.isatty():
@@ -85,4 +89,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     annotations = annotation_lines(info)
     if annotations:
         print("", *annotations, sep="\n", file=out)
+    notes = yank_lines(info)
+    commands = fetch_lines(info, fetch)
+    if notes:
+        print("", *notes, sep="\n", file=out)
+    if commands:
+        print(
+            "\n# each file without setuptools-ghcr, then its check:", *commands, sep="\n", file=out
+        )
     return 0

@@ -43,8 +43,10 @@ __all__ = [
     "Candidate",
     "TargetEnvironment",
     "applicable_requirements",
+    "is_pinned",
     "matching_versions",
     "parse_python_version",
+    "pinned_version",
     "python_compatible",
     "rank_files",
     "requirement_applies",
@@ -230,6 +232,26 @@ def matching_versions(
     release matches (packaging's and pip's rule).
     """
     return sorted(specifier.filter(versions, prereleases=True if pre else None), reverse=True)
+
+
+def is_pinned(specifier: SpecifierSet) -> bool:
+    """Whether ``specifier`` names a version exactly (``==`` without ``.*``, or ``===``):
+    the only requirements that may pick a yanked version (PEP 592)."""
+    return any(
+        spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
+        for spec in specifier
+    )
+
+
+def pinned_version(specifier: SpecifierSet, what: str) -> Version:
+    """The one version ``specifier`` pins (``==1.0``), for commands that act on one version."""
+    specs = list(specifier)
+    if len(specs) != 1 or not is_pinned(specifier):
+        raise InvalidReferenceError(f"{what}: name one version, as PROJECT==VERSION")
+    try:
+        return Version(specs[0].version)
+    except InvalidVersion:
+        raise InvalidReferenceError(f"{what}: {specs[0].version!r} is not a version") from None
 
 
 # -- files --------------------------------------------------------------------------------------

@@ -26,7 +26,12 @@ from setuptools_ghcr.core.oci import (
     Platform,
     is_valid_tag,
 )
-from setuptools_ghcr.errors import GhcrError, InvalidDistributionError, TooLargeError
+from setuptools_ghcr.errors import (
+    GhcrError,
+    InvalidDistributionError,
+    InvalidReferenceError,
+    TooLargeError,
+)
 
 __all__ = [
     "ANNOTATION_PREFIX",
@@ -47,6 +52,8 @@ __all__ = [
     "parse_names",
     "tag_to_version",
     "version_to_tag",
+    "yank_state",
+    "yanked_index",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +79,11 @@ PROJECT = ANNOTATION_PREFIX + "project"
 #: The file's dependencies that the target held when it was published (comma-separated,
 #: normalized names): they must come from the target, whoever installs the file.
 TARGET_DEPENDENCIES = ANNOTATION_PREFIX + "target-dependencies"
+#: On a version's index: the version is yanked (PEP 592), and why.
+YANKED = ANNOTATION_PREFIX + "yanked"
+YANKED_REASON = ANNOTATION_PREFIX + "yanked-reason"
+#: A yank's reason is one line of at most this many characters.
+YANK_REASON_LIMIT = 1000
 
 #: ghcr.io shows at most this many characters of these annotations.
 DESCRIPTION_LIMIT = 512
@@ -287,6 +299,33 @@ def parse_names(value: str | None) -> frozenset[NormalizedName]:
     return frozenset(canonicalize_name(part.strip()) for part in value.split(",") if part.strip())
 
 
+def yank_state(annotations: Mapping[str, str]) -> str | None:
+    """Whether a version's index says it is yanked: its reason ("" for none), else None."""
+    if annotations.get(YANKED) != "true":
+        return None
+    return annotations.get(YANKED_REASON, "")
+
+
+def yanked_index(index: Index, *, version: Version, reason: str | None, undo: bool) -> Index:
+    """The version's index yanked (with ``reason``), or no longer yanked with ``undo``.
+
+    The entries, hence every file's manifest and digest, stay as they are.
+    """
+    annotations = {
+        key: value for key, value in index.annotations.items() if key not in (YANKED, YANKED_REASON)
+    }
+    if not undo:
+        annotations[YANKED] = "true"
+        text = " ".join((reason or "").split())
+        if len(text) > YANK_REASON_LIMIT:
+            raise InvalidReferenceError(
+                f"the reason is {len(text)} characters long; at most {YANK_REASON_LIMIT} fit"
+            )
+        if text:
+            annotations[YANKED_REASON] = text
+    return build_index(index.manifests, version=version, annotations=annotations)
+
+
 def entry_filename(entry: Descriptor) -> str | None:
     """The file name an index entry stands for, as written (unvalidated)."""
     name = entry.annotations.get(FILENAME)
@@ -310,6 +349,8 @@ class FileEntry:
     upload_time: str | None
     #: Dependencies the publisher recorded as living in the target (never from elsewhere).
     target_dependencies: frozenset[NormalizedName] = frozenset()
+    #: Yanked (PEP 592) with this reason ("" for none), or None; a version's files share it.
+    yanked: str | None = None
 
 
 def _safe_filename(name: str) -> bool:
@@ -330,7 +371,9 @@ def _pyoci_filename(platform: Platform | None, project: str, version: Version) -
     return f"{stem}-{platform.architecture}"
 
 
-def _entry(descriptor: Descriptor, project: NormalizedName, version: Version) -> FileEntry:
+def _entry(
+    descriptor: Descriptor, project: NormalizedName, version: Version, yanked: str | None
+) -> FileEntry:
     notes = descriptor.annotations
     filename = notes.get(FILENAME) or _pyoci_filename(descriptor.platform, project, version)
     if filename is None or not _safe_filename(filename):
@@ -359,16 +402,18 @@ def _entry(descriptor: Descriptor, project: NormalizedName, version: Version) ->
         metadata=metadata,
         upload_time=notes.get(OCI_CREATED) or None,
         target_dependencies=parse_names(notes.get(TARGET_DEPENDENCIES)),
+        yanked=yanked,
     )
 
 
 def file_entries(index: Index, project: str, version: Version) -> list[FileEntry]:
     """The files an index lists; entries that do not name a safe, matching file are skipped."""
     name = canonicalize_name(project)
+    yanked = yank_state(index.annotations)
     entries: list[FileEntry] = []
     for descriptor in index.manifests:
         try:
-            entries.append(_entry(descriptor, name, version))
+            entries.append(_entry(descriptor, name, version, yanked))
         except GhcrError as error:
             logger.warning("skipping an entry of %s %s: %s", name, version, error)
     return entries

@@ -58,6 +58,8 @@ class PageFile:
     requires_python: str | None = None
     metadata_digest: Digest | None = None
     upload_time: str | None = None
+    #: PEP 592: the reason ("" for none) when the file's version is yanked, else None.
+    yanked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def project_page(project: str, versions: Mapping[Version, Sequence[FileEntry]]) 
                     requires_python=entry.requires_python,
                     metadata_digest=entry.metadata.digest if entry.metadata else None,
                     upload_time=upload_time,
+                    yanked=entry.yanked,
                 )
             )
     return ProjectPage(name, tuple(files), tuple(str(v) for v in sorted(versions)))
@@ -227,7 +230,8 @@ def _file_json(item: PageFile) -> dict[str, Any]:
     value["size"] = item.size
     if item.upload_time:
         value["upload-time"] = item.upload_time
-    value["yanked"] = False
+    # PEP 691: a reason, or true for a yank without one.
+    value["yanked"] = item.yanked or item.yanked is not None
     return value
 
 
@@ -240,6 +244,8 @@ def _file_link(item: PageFile) -> str:
         value = escape(f"{item.metadata_digest.algorithm}={item.metadata_digest.hex}")
         attributes.append(f'data-core-metadata="{value}"')
         attributes.append(f'data-dist-info-metadata="{value}"')
+    if item.yanked is not None:
+        attributes.append(f'data-yanked="{escape(item.yanked)}"')
     return f"<a {' '.join(attributes)}>{escape(item.filename)}</a><br>"
 
 

@@ -15,7 +15,7 @@ from setuptools_ghcr.core.targets import (
     nested_project_warning,
 )
 from setuptools_ghcr.errors import ConfigError
-from setuptools_ghcr.storage.store import Store
+from setuptools_ghcr.storage.store import Store, VersionDeleter
 
 if TYPE_CHECKING:
     from setuptools_ghcr.storage.registry.client import RegistryClient
@@ -162,6 +162,28 @@ class StoreFactory:
                 self._environ.get(API_URL_ENV) or DEFAULT_API_URL, client.credentials
             )
         return self._github
+
+    def deleter(self, project: str) -> VersionDeleter:
+        """What deletes versions of ``project``: the layout itself, ghcr.io through GitHub's
+        REST API (with the registry's own token), any other registry through its API.
+
+        Ask after reading from the target: only its challenge tells a ghcr.io on another host.
+        """
+        if isinstance(self.target, LayoutTarget):
+            from setuptools_ghcr.storage.layout import LayoutStore
+
+            return LayoutStore.for_project(self.target, project)
+        client = self.client()
+        if not client.is_ghcr:
+            return client.store(self.target.repository(project))
+        if client.credentials is None:
+            raise ConfigError(
+                f"deleting from {self.target.host} goes through GitHub's API, which needs a "
+                "token with delete:packages: pass --username/--password (or GITHUB_TOKEN)"
+            )
+        from setuptools_ghcr.storage.registry.github import GitHubVersionDeleter
+
+        return GitHubVersionDeleter(self.github(), self.target.repository(project))
 
     def _registry_target(self) -> RegistryTarget:
         if not isinstance(self.target, RegistryTarget):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
@@ -59,6 +59,8 @@ from setuptools_ghcr.storage.layout_folder import LAYOUT_VERSION, REF_NAME, Layo
 from setuptools_ghcr.storage.store import BlobSource, BytesBlob, ProgressCallback, RawManifest
 
 __all__ = ["LAYOUT_VERSION", "REF_NAME", "LayoutStore"]
+
+_DOCUMENTS = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 
 _LOG = logging.getLogger(__name__)
 
@@ -308,6 +310,44 @@ class LayoutStore:
         names = {entry.annotations.get(REF_NAME, "") for entry in index.manifests}
         # ref.name may also hold a full reference; only plain tags are ours to list.
         return sorted(name for name in names if is_valid_tag(name))
+
+    def delete_version(self, index: RawManifest) -> None:
+        """Delete a version's index, every tag naming it, its manifests, and the blobs that
+        nothing else in the layout names any more (a layout has no garbage collector)."""
+        top = Descriptor(index.media_type, index.digest, len(index.raw))
+        with self.lock():
+            self._folder.drop_entries(index.digest)
+            doomed = self._reachable([top])
+            for digest in doomed - self._reachable(self._entries()):
+                self._folder.remove_blob(digest)
+
+    def _entries(self) -> list[Descriptor]:
+        index = self._folder.load_index()
+        return list(index.manifests) if index else []
+
+    def _named_by(self, descriptor: Descriptor) -> list[Descriptor]:
+        """What a manifest or an index names (nothing for other blobs, or a missing one)."""
+        if descriptor.media_type not in _DOCUMENTS or descriptor.size > MAX_MANIFEST_SIZE:
+            return []
+        try:
+            raw = self.read_blob(descriptor)
+        except NotFoundError:
+            return []
+        if descriptor.media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+            return list(Index.from_bytes(raw).manifests)
+        manifest = Manifest.from_bytes(raw)
+        return [manifest.config, *manifest.layers]
+
+    def _reachable(self, roots: Sequence[Descriptor]) -> set[Digest]:
+        """Every blob ``roots`` lead to, themselves included."""
+        pending = list(roots)
+        seen: set[Digest] = set()
+        while pending:
+            descriptor = pending.pop()
+            if descriptor.digest not in seen:
+                seen.add(descriptor.digest)
+                pending.extend(self._named_by(descriptor))
+        return seen
 
     # -- internals -----------------------------------------------------------------------------
 

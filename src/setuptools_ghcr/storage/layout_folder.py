@@ -221,6 +221,32 @@ class LayoutFolder:
             document["manifests"] = entries
             self._write_file(INDEX_FILE, canonical_json(document))
 
+    def drop_entries(self, digest: Digest) -> list[str]:
+        """Remove every ``index.json`` entry naming ``digest``; returns their tags."""
+        with self.lock():
+            loaded = self._read_index_document()
+            if loaded is None:
+                return []
+            document, _ = loaded
+            kept: list[Any] = []
+            dropped: list[str] = []
+            for entry in document["manifests"]:
+                if isinstance(entry, dict) and entry.get("digest") == str(digest):
+                    dropped.append(_ref_name(entry) or "")
+                    continue
+                kept.append(entry)
+            if dropped:
+                document["manifests"] = kept
+                self._write_file(INDEX_FILE, canonical_json(document))
+            return [tag for tag in dropped if tag]
+
+    def remove_blob(self, digest: Digest) -> None:
+        """Delete a blob (nothing when absent); the caller holds the lock and knows that
+        nothing still names it."""
+        with self.blob_folder(digest.algorithm) as folder:
+            if folder is not None and is_regular(digest.hex, dir_fd=folder):
+                os.unlink(digest.hex, dir_fd=folder)
+
     # -- the layout's own files ----------------------------------------------------------------
 
     def ensure_layout(self) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "ProgressFactory",
     "RawManifest",
     "Store",
+    "VersionDeleter",
 ]
 
 #: Called with the number of bytes just transferred (not a running total).
@@ -152,4 +153,18 @@ class Store(Protocol):
         (a layout folder's lock), False when the store has no lock to take (a registry): the
         caller then re-reads what it wrote to catch a concurrent overwrite.
         """
+        ...
+
+
+class VersionDeleter(Protocol):
+    """Deletes a version's image index and what it holds, where the target allows it.
+
+    A registry deletes through its API (``DELETE`` of each manifest), a layout removes the
+    entries and blobs itself, ghcr.io goes through GitHub's REST API.
+    """
+
+    def delete_version(self, index: RawManifest) -> None:
+        """Delete ``index``, every tag that names it, and the file manifests it lists (their
+        blobs too, where the store collects its own garbage). Raises when the target
+        refuses, saying why."""
         ...

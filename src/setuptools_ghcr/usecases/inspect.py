@@ -1,4 +1,5 @@
-"""What a target holds for one project, as data: versions, files, sizes, digests, annotations.
+"""What a target holds for one project, as data: versions, files, sizes, digests, annotations,
+yanks, and for each file the plain command that fetches it without this tool.
 
 The index of each version says most of it; file manifests are fetched only when their
 annotations are asked for, or when an index entry lacks a file's digest or size (PyOCI).
@@ -6,6 +7,7 @@ annotations are asked for, or when an index entry lacks a file's digest or size 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +18,11 @@ from packaging.version import Version
 
 from setuptools_ghcr.core.oci import Digest, Manifest
 from setuptools_ghcr.core.selection import matching_versions
+from setuptools_ghcr.core.targets import LayoutTarget
 from setuptools_ghcr.core.wire_format import FileEntry, layer_of, version_to_tag
 from setuptools_ghcr.errors import NotFoundError
+from setuptools_ghcr.storage.factory import StoreFactory
+from setuptools_ghcr.storage.registry.challenge import GHCR_DUMMY_BEARER
 from setuptools_ghcr.storage.store import Store
 from setuptools_ghcr.usecases.versions import (
     listed_blob,
@@ -27,16 +32,51 @@ from setuptools_ghcr.usecases.versions import (
 )
 
 __all__ = [
+    "FetchHint",
     "FileInfo",
     "ProjectInfo",
     "VersionInfo",
+    "fetch_hint",
+    "fetch_lines",
     "inspect_project",
     "annotation_lines",
+    "yank_lines",
     "project_json",
     "table_rows",
 ]
 
 TABLE_HEADER = ("VERSION", "FILE", "SIZE", "SHA256", "REQUIRES-PYTHON", "UPLOADED")
+
+
+@dataclass(frozen=True)
+class FetchHint:
+    """How anyone fetches a project's files without this tool: the registry's blob URLs with
+    ``curl`` (ghcr.io serves public blobs to any bearer), or a layout's blob files."""
+
+    #: ``https://ghcr.io/v2/acme/mypkg/blobs/`` or a layout's ``.../blobs/``.
+    base: str
+    registry: bool
+    header: str | None = None
+
+    def command(self, digest: Digest, filename: str) -> str:
+        """The shell command that writes the file ``filename`` from its blob."""
+        if not self.registry:
+            return shlex.join(["cp", f"{self.base}{digest.algorithm}/{digest.hex}", filename])
+        words = ["curl", "-fL"]
+        if self.header:
+            words += ["-H", f"Authorization: {self.header}"]
+        return shlex.join([*words, f"{self.base}{digest}", "-o", filename])
+
+
+def fetch_hint(stores: StoreFactory, project: str) -> FetchHint:
+    """Where the files of ``project`` are fetched from (ask after reading from the target:
+    only then does a registry's challenge tell ghcr.io)."""
+    target = stores.target
+    if isinstance(target, LayoutTarget):
+        return FetchHint(f"{target.layout_path(project)}/blobs/", registry=False)
+    ghcr = stores.client().is_ghcr
+    base = f"{target.base_url}/v2/{target.repository(project)}/blobs/"
+    return FetchHint(base, registry=True, header=GHCR_DUMMY_BEARER if ghcr else None)
 
 
 @dataclass(frozen=True)
@@ -66,6 +106,8 @@ class VersionInfo:
     index_digest: Digest
     annotations: Mapping[str, str]
     files: tuple[FileInfo, ...]
+    #: PEP 592: the reason ("" for none) when the version is yanked, else None.
+    yanked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,13 +176,15 @@ def inspect_project(
                 index_digest=published.index.digest,
                 annotations=dict(published.index.annotations),
                 files=tuple(_file_info(store, e, manifests) for e in published.files),
+                yanked=published.yanked,
             )
         )
     return ProjectInfo(name, store.location, tuple(sorted(tags)), tuple(infos))
 
 
-def project_json(info: ProjectInfo) -> dict[str, Any]:
-    """A JSON-ready document of everything :func:`inspect_project` found."""
+def project_json(info: ProjectInfo, fetch: FetchHint | None = None) -> dict[str, Any]:
+    """A JSON-ready document of everything :func:`inspect_project` found (with ``fetch``,
+    each file's plain fetch command too)."""
     return {
         "project": info.project,
         "location": info.location,
@@ -150,15 +194,40 @@ def project_json(info: ProjectInfo) -> dict[str, Any]:
                 "version": str(version.version),
                 "tag": version.tag,
                 "index_digest": str(version.index_digest),
+                "yanked": version.yanked is not None,
+                "yanked_reason": version.yanked or None,
                 "annotations": dict(version.annotations),
-                "files": [_file_json(file) for file in version.files],
+                "files": [_file_json(file, fetch) for file in version.files],
             }
             for version in info.versions
         ],
     }
 
 
-def _file_json(file: FileInfo) -> dict[str, Any]:
+def yank_lines(info: ProjectInfo) -> list[str]:
+    """One line per yanked version, with its reason."""
+    return [
+        f"{info.project} {v.version} is yanked" + (f": {v.yanked}" if v.yanked else "")
+        for v in info.versions
+        if v.yanked is not None
+    ]
+
+
+def fetch_lines(info: ProjectInfo, fetch: FetchHint) -> list[str]:
+    """For each file: the command that fetches it without this tool, then the one that
+    checks it (``sha256sum -c``)."""
+    lines: list[str] = []
+    for version in info.versions:
+        for file in version.files:
+            if file.sha256 is None:
+                continue
+            lines.append(fetch.command(file.sha256, file.filename))
+            check = f"{file.sha256.hex}  {file.filename}"
+            lines.append(f"echo {shlex.quote(check)} | sha256sum -c")
+    return lines
+
+
+def _file_json(file: FileInfo, fetch: FetchHint | None) -> dict[str, Any]:
     value: dict[str, Any] = {
         "filename": file.filename,
         "size": file.size,
@@ -171,6 +240,8 @@ def _file_json(file: FileInfo) -> dict[str, Any]:
         "platform": dict(file.platform) if file.platform is not None else None,
         "index_annotations": dict(file.index_annotations),
     }
+    if fetch is not None and file.sha256 is not None:
+        value["fetch"] = fetch.command(file.sha256, file.filename)
     if file.manifest_annotations is not None:
         value["manifest_annotations"] = dict(file.manifest_annotations)
         value["config_media_type"] = file.config_media_type
@@ -184,7 +255,7 @@ def table_rows(info: ProjectInfo) -> list[tuple[str, ...]]:
         for file in version.files:
             rows.append(
                 (
-                    str(version.version),
+                    str(version.version) + (" (yanked)" if version.yanked is not None else ""),
                     file.filename,
                     str(file.size) if file.size is not None else "?",
                     file.sha256.hex if file.sha256 is not None else "?",

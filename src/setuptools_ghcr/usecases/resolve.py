@@ -30,6 +30,7 @@ from setuptools_ghcr.core.dists import (
 from setuptools_ghcr.core.oci import Descriptor, Digest, Manifest
 from setuptools_ghcr.core.selection import (
     applicable_requirements,
+    is_pinned,
     matching_versions,
     parse_requirement,
     rank_files,
@@ -228,17 +229,25 @@ class Resolver:
                 f"{origin}; available: {shown}{more}"
             )
         env = self.options.environment
+        pinned = is_pinned(specifier)
         seen: list[str] = []
         refused = 0
+        yanked: list[Version] = []
         for version in candidates:
             published = self.files(project, version)
             if published is None:
                 # The tag vanished between the listing and now (a deletion): try older ones.
                 logger.info("%s %s disappeared from %s", project, version, self.target)
                 continue
+            if published.yanked is not None and not pinned:
+                yanked.append(version)  # PEP 592: only an exact pin picks a yanked version
+                continue
             ranked = rank_files(published.files, env, only_binary=self.options.only_binary)
             if ranked:
-                if version != candidates[0]:
+                if published.yanked is not None:
+                    why = f": {published.yanked}" if published.yanked else ""
+                    logger.warning("%s %s is yanked%s; using it as pinned", project, version, why)
+                if version != candidates[0] and candidates[0] not in yanked:
                     logger.info(
                         "%s: no file of %s fits this target; using %s",
                         project,
@@ -252,6 +261,12 @@ class Resolver:
                 return self._selected(ranked[0], extras)
             seen.extend(entry.filename for entry in published.files)
             refused += published.skipped
+        if yanked and not seen:
+            shown = ", ".join(map(str, yanked[:SHOWN_VERSIONS]))
+            raise NotFoundError(
+                f"every version of {project} in {self.target} that matches "
+                f"{_describe(specifier)}{origin} is yanked ({shown}); pin one with == to use it"
+            )
         kinds = "wheel" if self.options.only_binary else "wheel or sdist"
         files = ", ".join(seen[:4]) + (", ..." if len(seen) > 4 else "") if seen else "no files"
         if refused:

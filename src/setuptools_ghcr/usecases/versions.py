@@ -28,6 +28,7 @@ from setuptools_ghcr.core.wire_format import (
     layer_of,
     tag_to_version,
     version_to_tag,
+    yank_state,
 )
 from setuptools_ghcr.errors import MalformedDocumentError, NotFoundError
 from setuptools_ghcr.storage.store import Store
@@ -79,6 +80,11 @@ class VersionFiles:
     index: Index
     files: tuple[FileEntry, ...]
 
+    @property
+    def yanked(self) -> str | None:
+        """The reason the version is yanked ("" for none), or None when it is not."""
+        return yank_state(self.index.annotations)
+
 
 @dataclass(frozen=True)
 class ListedFiles:
@@ -86,10 +92,12 @@ class ListedFiles:
 
     files: tuple[FileEntry, ...]
     skipped: int
+    #: The reason ("" for none) when the version is yanked, else None.
+    yanked: str | None = None
 
     @classmethod
     def of(cls, found: VersionFiles) -> ListedFiles:
-        return cls(found.files, len(found.index.manifests) - len(found.files))
+        return cls(found.files, len(found.index.manifests) - len(found.files), found.yanked)
 
 
 def read_version(store: Store, project: str, version: Version) -> VersionFiles | None:

@@ -26,6 +26,7 @@ __all__ = [
     "Token",
     "TokenCache",
     "TokenKey",
+    "delete_scope",
     "mount_scopes",
     "parse_challenges",
     "parse_token_response",
@@ -172,6 +173,11 @@ def pull_scope(repository: str) -> str:
 def push_scope(repository: str) -> str:
     """The token scope that allows reading and writing ``repository``."""
     return _repository_scope(repository, "pull,push")
+
+
+def delete_scope(repository: str) -> str:
+    """The token scope that allows deleting from ``repository`` (distribution asks for it)."""
+    return _repository_scope(repository, "delete")
 
 
 def mount_scopes(target: str, source: str) -> tuple[str, ...]:

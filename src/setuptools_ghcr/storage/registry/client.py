@@ -34,7 +34,12 @@ from setuptools_ghcr.errors import (
     UnsafeResponseError,
 )
 from setuptools_ghcr.storage.registry.authenticate import Traffic
-from setuptools_ghcr.storage.registry.challenge import AnonymousAuth, pull_scope, push_scope
+from setuptools_ghcr.storage.registry.challenge import (
+    AnonymousAuth,
+    delete_scope,
+    pull_scope,
+    push_scope,
+)
 from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.registry.repository import RegistryStore
 from setuptools_ghcr.storage.registry.responses import (
@@ -367,6 +372,24 @@ class RegistryClient:
         media_type = header_type if header_type in MANIFEST_ACCEPT else None
         media_type = media_type or media_type_of(raw) or header_type
         return RawManifest(raw, media_type, digest)
+
+    def delete_manifest(self, repository: str, digest: Digest) -> bool:
+        """Delete a manifest or index by digest (and every tag naming it); False when absent.
+
+        Registries may refuse: distribution unless ``storage.delete.enabled``, ghcr.io always
+        (405); the error says so.
+        """
+        operation = f"deleting manifest {digest.short} from {self.location(repository)}"
+        response = self._transport.request(
+            "DELETE",
+            self._url(repository, f"manifests/{digest}"),
+            operation=operation,
+            scopes=(delete_scope(repository),),
+            write=True,
+            expected=(200, 202, 204, 404),
+        )
+        discard(response)
+        return response.status_code != 404
 
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, all pages; empty when it does not exist."""

@@ -21,6 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from setuptools_ghcr import __version__
+from setuptools_ghcr.core.oci import Index
 from setuptools_ghcr.core.targets import is_loopback_host
 from setuptools_ghcr.errors import (
     AuthenticationError,
@@ -35,6 +36,7 @@ from setuptools_ghcr.storage.registry.credentials import Credentials
 from setuptools_ghcr.storage.registry.redact import Redactor, redact_url
 from setuptools_ghcr.storage.registry.responses import describe, discard, origin, read_limited
 from setuptools_ghcr.storage.registry.retry import RETRYABLE_STATUSES, RetryPolicy
+from setuptools_ghcr.storage.store import RawManifest
 
 __all__ = [
     "API_URL_ENV",
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_SERVER_URL",
     "SERVER_URL_ENV",
     "GitHubPackages",
+    "GitHubVersionDeleter",
     "OwnerKind",
     "PackageVersion",
     "package_settings_url",
@@ -157,7 +160,7 @@ class GitHubPackages:
 
     def versions(self, owner: str, name: str) -> list[PackageVersion]:
         """Every version of the container package ``name`` of ``owner``, all pages."""
-        operation = f"listing the versions of ghcr.io/{owner}/{name} on GitHub"
+        operation = f"listing the versions of package {owner}/{name} on GitHub"
         path = f"{self._package_path(owner, name)}/versions?per_page={PER_PAGE}"
         found: list[PackageVersion] = []
         for page in self._pages(path, operation):
@@ -169,7 +172,7 @@ class GitHubPackages:
     def delete(self, owner: str, name: str, version_id: int) -> None:
         """Delete one version; refusals raise with GitHub's reason (last tagged version,
         a public version downloaded over 5,000 times, missing permission)."""
-        operation = f"deleting version {version_id} of ghcr.io/{owner}/{name} on GitHub"
+        operation = f"deleting version {version_id} of package {owner}/{name} on GitHub"
         response = self._request(
             "DELETE", f"{self._package_path(owner, name)}/versions/{version_id}", operation
         )
@@ -274,6 +277,53 @@ class GitHubPackages:
 
     def __repr__(self) -> str:
         return f"GitHubPackages({redact_url(self.api_url)!r})"
+
+
+class GitHubVersionDeleter:
+    """Deletes versions of one ghcr.io package through GitHub's REST API.
+
+    The package's versions are listed once (each manifest is one, by digest); deleting a
+    version deletes its index (with every tag on it), then the file manifests it lists.
+    """
+
+    def __init__(self, api: GitHubPackages, repository: str) -> None:
+        self._api = api
+        self._owner, self._name = split_repository(repository)
+        self._by_digest: dict[str, PackageVersion] | None = None
+
+    def delete_version(self, index: RawManifest) -> None:
+        children = Index.from_bytes(index.raw, f"index {index.digest.short}").manifests
+        listed = self._listed()
+        top = listed.get(str(index.digest))
+        if top is None:
+            raise NotFoundError(
+                f"GitHub lists no version of package {self._owner}/{self._name} with digest "
+                f"{index.digest.short}"
+            )
+        self._api.delete(self._owner, self._name, top.id)
+        listed.pop(top.digest, None)
+        refused: list[str] = []
+        for child in children:
+            found = listed.get(str(child.digest))
+            if found is None:
+                continue
+            try:
+                self._api.delete(self._owner, self._name, found.id)
+            except GhcrError as error:
+                refused.append(str(error))
+                continue
+            listed.pop(found.digest, None)
+        if refused:
+            raise RegistryError(
+                f"the version's index is deleted, but {len(refused)} file manifest(s) are not: "
+                f"{refused[0]}"
+            )
+
+    def _listed(self) -> dict[str, PackageVersion]:
+        if self._by_digest is None:
+            versions = self._api.versions(self._owner, self._name)
+            self._by_digest = {version.digest: version for version in versions}
+        return self._by_digest
 
 
 def _decode(body: bytes, operation: str) -> Any:

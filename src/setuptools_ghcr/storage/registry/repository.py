@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from setuptools_ghcr.core.oci import MAX_MANIFEST_SIZE, Descriptor, Digest, verified_chunks
+from setuptools_ghcr.core.oci import MAX_MANIFEST_SIZE, Descriptor, Digest, Index, verified_chunks
 from setuptools_ghcr.errors import DigestMismatchError, TooLargeError
 from setuptools_ghcr.storage.files import PendingFile
 from setuptools_ghcr.storage.registry.streams import Buffers, Worker
@@ -135,3 +135,11 @@ class RegistryStore:
 
     def list_tags(self) -> list[str]:
         return self._client.list_tags(self._repository)
+
+    def delete_version(self, index: RawManifest) -> None:
+        """``DELETE`` the index (its tags go with it), then each file manifest it lists; the
+        blobs stay until the registry's garbage collection."""
+        children = Index.from_bytes(index.raw, f"index {index.digest.short}").manifests
+        self._client.delete_manifest(self._repository, index.digest)
+        for child in children:
+            self._client.delete_manifest(self._repository, child.digest)
