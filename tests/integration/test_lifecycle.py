@@ -16,12 +16,14 @@ from packaging.version import Version
 from support.cli import Cli, Result
 from support.ghcr_emulator import GhcrRegistry
 from support.github_api import LAST_VERSION, POPULAR_VERSION, GitHubApi
+from support.http import get, serving
 from support.registry_harness import RegistryStartError, RunningRegistry, start_registry
 from support.stores import publish_files
 from support.wheels import make_wheel
 
 from setuptools_ghcr.core.targets import parse_target
 from setuptools_ghcr.core.wire_format import YANKED, YANKED_REASON, file_entries
+from setuptools_ghcr.serve.app import make_app
 from setuptools_ghcr.serve.pages import SIMPLE_JSON, project_page, render_project
 from setuptools_ghcr.storage.factory import StoreFactory
 from setuptools_ghcr.storage.store import Store
@@ -144,6 +146,14 @@ def test_yank_leaves_the_files_and_hides_the_version_unless_pinned(
     files = {item["filename"]: item["yanked"] for item in page["files"]}
     assert files[newest.name] == "broken on Windows"
     assert [v for k, v in files.items() if k != newest.name] == [False]
+    # And the index service says so to pip and uv.
+    with place.stores() as stores, serving(make_app(stores)) as server:
+        status, _headers, body = get(f"{server.url}life-demo/", SIMPLE_JSON)
+        assert status == 200
+        served = {item["filename"]: item["yanked"] for item in json.loads(body)["files"]}
+        assert served == files
+        _status, _headers, html = get(f"{server.url}life-demo/", "text/html")
+        assert b'data-yanked="broken on Windows"' in html
 
     out = tmp_path / "out"
     assert (
