@@ -96,6 +96,11 @@ def test_cli_inspect_table_and_errors(
     assert "  org.opencontainers.image.version: 1.0" in shown
     # Only the wheel of 1.0 has a summary.
     assert "  org.opencontainers.image.description: (differs by file; see --json)" in shown
+    # Last, how to fetch and check each file without this tool: one command and one check.
+    commands = shown[shown.index("# each file without setuptools-ghcr, then its check:") + 1 :]
+    assert len(commands) == 2 * len(built)
+    assert all(line.startswith("cp ") for line in commands[::2])
+    assert all(line.endswith("| sha256sum -c") for line in commands[1::2])
     wheel = built[0]
     row = next(line for line in lines if wheel.name in line).split()
     assert row[:5] == [
