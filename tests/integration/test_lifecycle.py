@@ -154,6 +154,12 @@ def test_yank_leaves_the_files_and_hides_the_version_unless_pinned(
         assert served == files
         _status, _headers, html = get(f"{server.url}life-demo/", "text/html")
         assert b'data-yanked="broken on Windows"' in html
+        root = server.url.removesuffix("simple/")
+        _status, _headers, release = get(f"{root}pypi/life-demo/2.0/json")
+        document = json.loads(release)
+        assert document["info"]["yanked"] is True
+        assert document["info"]["yanked_reason"] == "broken on Windows"
+        assert [f["yanked"] for f in document["urls"]] == [True]
 
     out = tmp_path / "out"
     assert (

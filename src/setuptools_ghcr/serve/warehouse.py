@@ -100,8 +100,8 @@ def _file(entry: FileEntry, url: str) -> dict[str, Any]:
         "upload_time_iso_8601": upload_time_iso,
         "has_sig": False,
         "comment_text": "",
-        "yanked": False,
-        "yanked_reason": None,
+        "yanked": entry.yanked is not None,
+        "yanked_reason": entry.yanked or None,
     }
 
 
@@ -117,6 +117,8 @@ def render(
 ) -> bytes:
     """The JSON document of ``name`` at ``version`` (``releases`` only with ``with_releases``,
     as PyPI's per-version document has none)."""
+    # A version's files share its yank (see ``wire_format.yank_state``).
+    yank = next((entry.yanked for entry in files.get(version, ())), None)
     body: dict[str, Any] = {
         "info": {
             **info,
@@ -125,8 +127,8 @@ def render(
             "package_url": project_url,
             "project_url": project_url,
             "release_url": f"{project_url}{version}/",
-            "yanked": False,
-            "yanked_reason": None,
+            "yanked": yank is not None,
+            "yanked_reason": yank or None,
         },
         "last_serial": 0,
         "urls": [_file(entry, url_of(entry)) for entry in files.get(version, ())],
