@@ -21,7 +21,17 @@ pytestmark = pytest.mark.integration
 
 #: The keys of ``push --json`` as the README documents them, and its statuses.
 PUSH_KEYS = {"repository", "files"}
-FILE_KEYS = {"filename", "project", "version", "status", "sha256", "size", "reference", "manifest"}
+FILE_KEYS = {
+    "filename",
+    "project",
+    "version",
+    "status",
+    "sha256",
+    "size",
+    "reference",
+    "manifest",
+    "public",
+}
 
 
 @pytest.fixture
